@@ -131,3 +131,14 @@ def seed_everything(seed):
 
 def warn(message):
     print(f"warning: {message}", file=sys.stderr)
+
+
+def interval(params, key):
+    """[low, high] with low < high."""
+    x = value(params, key)
+    if not isinstance(x, list) or len(x) != 2:
+        raise _bad(key, "[low, high]", x)
+    low, high = (check_number(f"{key}[{i}]", v) for i, v in enumerate(x))
+    if not low < high:
+        raise _bad(key, "[low, high] with low < high", x)
+    return low, high

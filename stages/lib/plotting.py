@@ -113,7 +113,7 @@ def hidden_view(params, activation, path):
     ax.scatter(h[:, 0], h[:, 1], c=POINT_COLORS[XOR_TARGETS.long().numpy()], s=150, edgecolors="k", zorder=3)
     for (x1, x2), (a, c) in zip(XOR_INPUTS.long().tolist(), h):
         ax.annotate(f"({x1},{x2})", (a, c), textcoords="offset points", xytext=(8, 8))
-    low, high = min(h.min(), -1.1), max(h.max(), 1.1)
+    low, high = min(h.min(), -1.0) - 0.2, max(h.max(), 1.0) + 0.2
     line = np.linspace(low, high, 2)
     if abs(w[1]) > abs(w[0]):
         ax.plot(line, -(w[0] * line + b) / w[1], "k-", label="output boundary")
@@ -124,7 +124,7 @@ def hidden_view(params, activation, path):
     ax.set_xlabel("h1")
     ax.set_ylabel("h2")
     ax.set_title(f"hidden layer ({activation}) after training")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     _save(fig, path)
 
 
@@ -166,8 +166,8 @@ def overlay_curves(histories, column, path):
 def adversarial_gallery(examples, path):
     """Rows of original | perturbation | adversarial, like the seed's figures.
 
-    examples: dicts with 'original', 'adversarial' (28 x 28 in PIXEL_RANGE) and 'title'.
-    The perturbation is shown as adversarial - original + (high - low) / 2 ... in [0, high - low]."""
+    examples: dicts with 'original', 'adversarial' (28 x 28 in PIXEL_RANGE) and 'title'. The
+    perturbation adversarial - original is shifted by (high - low) / 2, as in the seed ([0, 2])."""
     low, high = PIXEL_RANGE
     fig, axes = plt.subplots(len(examples), 3, figsize=(7.5, 2.6 * len(examples)), squeeze=False)
     for row, example in zip(axes, examples):

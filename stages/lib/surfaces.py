@@ -56,7 +56,7 @@ def autograd_gradients(W, B, x, y):
     s = torch.sigmoid(w * x + b)
     l2 = ((s - y) ** 2).sum()
     ce = F.binary_cross_entropy(s, torch.full_like(s, y), reduction="sum")
-    l2_w, l2_b = torch.autograd.grad(l2, (w, b))
+    l2_w, l2_b = torch.autograd.grad(l2, (w, b), retain_graph=True)
     ce_w, ce_b = torch.autograd.grad(ce, (w, b))
     return {"l2_grad_w": l2_w, "l2_grad_b": l2_b, "ce_grad_w": ce_w, "ce_grad_b": ce_b}
 

@@ -47,3 +47,17 @@ def xor_logits(params, x, activation):
     """Output logits (seeds x points); the probability is their sigmoid."""
     h = xor_hidden(params, x, activation)
     return (h @ params["w2"]).squeeze(-1) + params["b2"]
+
+
+def cnn_spec(params):
+    """The CNN's layer sizes from params `model`, validated."""
+    from stages.lib import config
+
+    channels = config.number_list(params, "model.channels", integer=True, low=1)
+    if len(channels) > 4:
+        raise config.StageError(f"params.yaml: 'model.channels' allows at most 4 conv blocks on 28 x 28 images, got {len(channels)}")
+    kernel_size = config.number(params, "model.kernel_size", integer=True, low=1)
+    if kernel_size % 2 == 0:
+        raise config.StageError(f"params.yaml: 'model.kernel_size' must be odd (same padding), got {kernel_size}")
+    return {"channels": channels, "kernel_size": kernel_size,
+            "hidden": config.number(params, "model.hidden", integer=True, low=1)}

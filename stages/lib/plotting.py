@@ -177,10 +177,8 @@ def adversarial_gallery(examples, path):
                   ("adversarial", example["adversarial"], (low, high)))
         for ax, (name, image, (vmin, vmax)) in zip(row, panels):
             ax.imshow(image.numpy(), cmap="gray", vmin=vmin, vmax=vmax)
-            ax.set_title(name, fontsize=9)
+            ax.set_title(f"{example['title']}\n{name}" if name == "perturbation" else f"\n{name}", fontsize=9)
             ax.axis("off")
-        row[0].text(-0.15, 0.5, example["title"], transform=row[0].transAxes, rotation=90,
-                    va="center", ha="right", fontsize=9)
     _save(fig, path)
 
 

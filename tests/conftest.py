@@ -1,0 +1,138 @@
+"""Shared helpers: small MNIST-format data the tests make, params files, running a stage's CLI."""
+import copy
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def idx_bytes(tensor, magic):
+    """An IDX file's bytes for a uint8 tensor."""
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in tensor.shape)
+    return header + tensor.to(torch.uint8).numpy().tobytes()
+
+
+def synthetic_digits(n, seed=0):
+    """n 28 x 28 uint8 images whose label is where a bright 6 x 6 block sits (easy to learn), plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 10
+    images = torch.randint(0, 60, (n, 28, 28), generator=generator, dtype=torch.int64)
+    for i, label in enumerate(labels.tolist()):
+        row, col = divmod(label, 5)
+        images[i, 4 + row * 12: 10 + row * 12, 1 + col * 5: 7 + col * 5] = 250
+    return images.to(torch.uint8), labels.to(torch.int64)
+
+
+def write_idx_dir(directory, n_train=60, n_test=20, gz=False):
+    """The four MNIST IDX files of synthetic digits; returns {file name: bytes written}."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for prefix, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = synthetic_digits(n, seed)
+        for kind, tensor, magic in (("images-idx3", images, 0x803), ("labels-idx1", labels, 0x801)):
+            data = idx_bytes(tensor, magic)
+            name = f"{prefix}-{kind}-ubyte" + (".gz" if gz else "")
+            if gz:
+                data = gzip.compress(data, mtime=0)
+            (directory / name).write_bytes(data)
+            written[name] = data
+    return written
+
+
+def params_with(**changes):
+    """The default params with dotted-key changes, e.g. params_with(**{"train.lr": 0.5})."""
+    params = copy.deepcopy(DEFAULT_PARAMS)
+    for key, value in changes.items():
+        node = params
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return params
+
+
+def write_params(directory, params):
+    path = Path(directory) / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def run_stage(module, *args, cwd):
+    """Run `python -m stages.<module>` in cwd; the stages package comes from this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", f"stages.{module}", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_clean_failure(result, *needles):
+    """Exit status != 0 and one line on stderr that names what is wrong."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def files_under(directory):
+    return sorted(str(p.relative_to(directory)) for p in Path(directory).rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    """A working directory whose data/mnist holds a small synthetic MNIST (as fetch_mnist writes it)."""
+    from stages.lib.data import save_split, split_path
+
+    (tmp_path / "data/mnist").mkdir(parents=True)
+    for split, n, seed in (("train", 600, 1), ("test", 200, 2)):
+        save_split(split_path(tmp_path / "data/mnist", split), *synthetic_digits(n, seed))
+    return tmp_path
+
+
+class DvcProject:
+    """A temporary git + DVC copy of this repository's pipeline (never the working tree)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def run(self, *args, check=True):
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               "PYTHONPATH": str(self.path), "DVC_NO_ANALYTICS": "1"}
+        result = subprocess.run(args, cwd=self.path, env=env, capture_output=True, text=True, timeout=900)
+        if check:
+            assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def dvc(self, *args, check=True):
+        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+
+    def stage_names(self):
+        return self.dvc("stage", "list", "--name-only").stdout.split()
+
+
+@pytest.fixture
+def dvc_project(tmp_path):
+    import shutil
+
+    path = tmp_path / "repo"
+    path.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, path / name)
+    shutil.copytree(ROOT / ".dvc", path / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    shutil.copytree(ROOT / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    project = DvcProject(path)
+    project.run("git", "init", "-q")
+    project.run("git", "add", "-A")
+    project.run("git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy")
+    return project

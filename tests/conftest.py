@@ -88,15 +88,19 @@ def files_under(directory):
     return sorted(str(p.relative_to(directory)) for p in Path(directory).rglob("*") if p.is_file())
 
 
-@pytest.fixture
-def mnist_dir(tmp_path):
-    """A working directory whose data/mnist holds a small synthetic MNIST (as fetch_mnist writes it)."""
+def make_mnist_dir(path):
+    """path/data/mnist with a small synthetic MNIST, as fetch_mnist writes it."""
     from stages.lib.data import save_split, split_path
 
-    (tmp_path / "data/mnist").mkdir(parents=True)
+    (path / "data/mnist").mkdir(parents=True)
     for split, n, seed in (("train", 600, 1), ("test", 200, 2)):
-        save_split(split_path(tmp_path / "data/mnist", split), *synthetic_digits(n, seed))
-    return tmp_path
+        save_split(split_path(path / "data/mnist", split), *synthetic_digits(n, seed))
+    return path
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    return make_mnist_dir(tmp_path)
 
 
 class DvcProject:

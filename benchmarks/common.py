@@ -36,7 +36,8 @@ def matmul_peak_gflops(n=1024, seconds=2.0):
 
 def count_flops(fn):
     """FLOPs that torch's FlopCounterMode counts while fn() runs (matmuls and convolutions)."""
-    with FlopCounterMode(display=False) as counter:
+    counter = FlopCounterMode(display=False)
+    with counter:
         fn()
     return counter.get_total_flops()
 

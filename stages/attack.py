@@ -7,14 +7,11 @@ used, test-set indices), metrics/attack_<kind>.json and the galleries in plots/a
 import torch
 
 from stages.lib import config, plotting
-from stages.lib.attacks import perturbation_norms, random_targets, sign_gradient_attack
+from stages.lib.attacks import KINDS, perturbation_norms, random_targets, sign_gradient_attack
 from stages.lib.data import NUM_CLASSES, load_split
 from stages.lib.io import staged_outputs, write_json
 from stages.lib.models import load_cnn
 from stages.lib.training import MNIST_DIR, PIXEL_RANGE, predict, to_model_input
-
-KINDS = ("untargeted", "targeted")
-
 
 def read_params(params, kind):
     models = config.value(params, "train.models")
@@ -29,8 +26,6 @@ def read_params(params, kind):
         "grid_size": config.number(params, "attack.grid_size", integer=True, low=1),
         "gallery": config.number_list(params, f"attack.gallery.{kind}", min_len=0, integer=True, low=0),
     }
-    if p["epsilon"] is not None and p["epsilon"] < 0:
-        raise config.StageError(f"params.yaml: 'attack.epsilon' must be null or > 0, got {p['epsilon']}")
     return p
 
 

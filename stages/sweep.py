@@ -5,12 +5,7 @@ metrics/sweep/<batch size>-<lr>.json and plots/sweep/<batch size>-<lr>.csv.
 """
 from stages.lib import config
 from stages.lib.io import staged_outputs
-from stages.lib.training import fit_cnn, read_run_params, report, write_run
-
-
-def point_name(batch_size, lr):
-    """The file stem of a grid point; dvc.yaml spells it ${item.batch_size}-${item.lr}."""
-    return f"{batch_size}-{lr}"
+from stages.lib.training import fit_cnn, point_name, read_run_params, report, write_run
 
 
 def main(argv=None):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from stages.lib import config, plotting
 from stages.lib.io import read_json, staged_outputs, write_json
-from stages.sweep import point_name
+from stages.lib.training import point_name
 
 SUMMARY = "plots/sweep_summary"
 FIGURES = "plots/sweep_summary/figures"

@@ -7,8 +7,8 @@ confusion matrix (true label vs model2's prediction on the adversarial images) p
 """
 import torch
 
-from stages.attack import KINDS
 from stages.lib import config, plotting
+from stages.lib.attacks import KINDS
 from stages.lib.data import NUM_CLASSES, load_split
 from stages.lib.io import load_tensors, staged_outputs, write_json
 from stages.lib.models import load_cnn

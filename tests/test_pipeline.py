@@ -70,3 +70,14 @@ def test_staged_outputs_leave_nothing_behind_on_failure(tmp_path):
         stage(tmp_path / "old.txt").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
     assert (tmp_path / "old.txt").read_text() == "new"
+
+
+def test_staged_torch_files_are_byte_identical_across_runs(tmp_path):
+    import torch
+
+    written = []
+    for _ in range(2):
+        with staged_outputs() as stage:
+            torch.save({"w": torch.arange(6.0)}, stage(tmp_path / "model.pt"))
+        written.append((tmp_path / "model.pt").read_bytes())
+    assert written[0] == written[1]

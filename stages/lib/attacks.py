@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from stages.lib.data import NUM_CLASSES
 
+KINDS = ("untargeted", "targeted")
+
 
 def random_targets(labels, generator):
     """A uniformly random target label per image, never its true label."""

@@ -1,8 +1,8 @@
 """Atomic outputs and checked inputs.
 
-A stage writes each output under a temporary name next to its final path and renames them all only
-when every output has been written; on any error the temporaries are removed, so a failed run leaves
-no partial outputs behind.
+A stage writes each output under a staging folder next to its final path and renames them all only
+when every output has been written; on any error the staged files are removed, so a failed run
+leaves no partial outputs behind.
 """
 import hashlib
 import json
@@ -28,27 +28,30 @@ def _remove(path):
 def staged_outputs():
     """Yield `stage(path) -> temporary path`; all temporaries are renamed to their paths on success.
 
-    The temporary keeps the final name's suffix, so writers that look at it (savefig, to_csv) work.
+    The temporary lives in a hidden staging folder beside the output and keeps the output's own
+    name, so writers that look at the name (savefig, to_csv, torch.save's archive root) behave
+    exactly as for the final path and the bytes written are the same.
     """
-    staged = []
+    staged, staging_dirs = [], set()
 
     def stage(path):
         final = Path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+        staging = final.parent / f".staging-{os.getpid()}"
+        staging.mkdir(parents=True, exist_ok=True)
+        staging_dirs.add(staging)
+        temporary = staging / final.name
         _remove(temporary)
         staged.append((temporary, final))
         return temporary
 
     try:
         yield stage
-    except BaseException:
-        for temporary, _ in staged:
-            _remove(temporary)
-        raise
-    for temporary, final in staged:
-        _remove(final)
-        os.replace(temporary, final)
+        for temporary, final in staged:
+            _remove(final)
+            os.replace(temporary, final)
+    finally:
+        for staging in staging_dirs:
+            _remove(staging)
 
 
 def _finite_or_none(obj):

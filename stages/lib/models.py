@@ -7,7 +7,11 @@ ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
 
 
 def mnist_cnn(channels, kernel_size, hidden):
-    """Blocks of conv (same padding) -> ReLU -> 2x2 max-pool, then a hidden layer and 10 logits."""
+    """Blocks of conv (same padding) -> ReLU -> 2x2 max-pool, then a hidden layer and 10 logits.
+
+    The weights are in channels-last memory format: on the CPU, convolution and max-pooling run
+    about 1.4x faster that way (benchmarks/train_throughput.py).
+    """
     layers, in_channels, side = [], 1, 28
     for out_channels in channels:
         layers += [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
@@ -15,7 +19,7 @@ def mnist_cnn(channels, kernel_size, hidden):
         in_channels, side = out_channels, side // 2
     layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden), nn.ReLU(),
                nn.Linear(hidden, NUM_CLASSES)]
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
 def xor_init(seeds, hidden, init, scale):

@@ -170,6 +170,11 @@ def fit_cnn(params, run, *, batch_size, lr, seed, desc, data_dir=MNIST_DIR):
     return model, history, metrics
 
 
+def point_name(batch_size, lr):
+    """The file stem of a sweep point; dvc.yaml spells it ${item.batch_size}-${item.lr}."""
+    return f"{batch_size}-{lr}"
+
+
 def write_run(stage, history, metrics, metrics_path, curves_path):
     pd.DataFrame(history).to_csv(stage(curves_path), index=False, float_format="%.9g")
     write_json(stage(metrics_path), metrics)

@@ -8,7 +8,7 @@ import torch
 
 from stages.lib import config, plotting
 from stages.lib.attacks import KINDS, perturbation_norms, random_targets, sign_gradient_attack
-from stages.lib.data import NUM_CLASSES, load_split
+from stages.lib.data import class_counts, load_split
 from stages.lib.io import staged_outputs, write_json
 from stages.lib.models import load_cnn
 from stages.lib.training import MNIST_DIR, PIXEL_RANGE, predict, to_model_input
@@ -73,16 +73,17 @@ def main(argv=None):
     predicted = predict(model, adversarial, p["batch_size"])
     linf, l2 = perturbation_norms(originals, adversarial)
     won = success.nonzero().flatten()
+
+    def over_successes(values, reduce):
+        return reduce(values[won].double()).item() if len(won) else None
+
     metrics = {
         "model": p["model"], "images_attacked": len(indices), "successes": len(won),
         "success_rate": len(won) / max(len(indices), 1),
-        "steps_mean": steps[won].double().mean().item() if len(won) else None,
-        "steps_median": steps[won].double().median().item() if len(won) else None,
-        "linf_mean": linf[won].mean().item() if len(won) else None,
-        "linf_max": linf[won].max().item() if len(won) else None,
-        "l2_mean": l2[won].mean().item() if len(won) else None,
-        "l2_max": l2[won].max().item() if len(won) else None,
-        "predicted_histogram": {str(d): c for d, c in enumerate(torch.bincount(predicted[won].cpu(), minlength=NUM_CLASSES).tolist())},
+        "steps_mean": over_successes(steps, torch.mean), "steps_median": over_successes(steps, torch.median),
+        "linf_mean": over_successes(linf, torch.mean), "linf_max": over_successes(linf, torch.max),
+        "l2_mean": over_successes(l2, torch.mean), "l2_max": over_successes(l2, torch.max),
+        "predicted_histogram": class_counts(predicted[won]),
     }
     examples = []
     for pos in gallery_positions(p["gallery"], indices.cpu(), success.cpu()):

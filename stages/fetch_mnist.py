@@ -3,10 +3,8 @@
 Also writes metrics/data.json: the source actually used, split sizes, per-class counts and the
 SHA-256 of each output file.
 """
-import torch
-
 from stages.lib import config
-from stages.lib.data import NUM_CLASSES, SPLITS, load_mnist, save_split, split_path
+from stages.lib.data import SPLITS, class_counts, load_mnist, save_split, split_path
 from stages.lib.io import sha256, staged_outputs, write_json
 
 DATA_DIR = "data/mnist"
@@ -36,8 +34,7 @@ def main(argv=None):
         for split in SPLITS:
             images, labels = splits[split]
             save_split(split_path(data_dir, split), images, labels)
-            counts = torch.bincount(labels, minlength=NUM_CLASSES).tolist()
-            metrics["class_counts"][split] = {str(d): c for d, c in enumerate(counts)}
+            metrics["class_counts"][split] = class_counts(labels)
             metrics["sha256"][f"{split}.pt"] = sha256(split_path(data_dir, split))
         write_json(stage(METRICS), metrics)
     print(f"fetch_mnist: {used}: {metrics['n_train']} train / {metrics['n_test']} test images in {DATA_DIR}/")

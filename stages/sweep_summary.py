@@ -76,9 +76,9 @@ def main(argv=None):
         long_curves.to_csv(stage(f"{SUMMARY}/curves.csv"), index=False, float_format="%.9g")
         figures = stage(FIGURES)
         figures.mkdir()
-        for (batch_size, lr), (name, history) in zip(points, curves.items()):
-            title = f"batch size {batch_size}, lr {lr}" + (" (diverged)" if table.set_index("point").loc[name, "diverged"] else "")
-            plotting.training_curves(history, title, figures / f"{name}.png")
+        for row in rows:
+            title = f"batch size {row['batch_size']}, lr {row['lr']}" + (" (diverged)" if row["diverged"] else "")
+            plotting.training_curves(curves[row["point"]], title, figures / f"{row['point']}.png")
         for column in CURVES:
             plotting.overlay_curves(curves, column, figures / f"overlay_{column}.png")
         write_json(stage("metrics/sweep_summary.json"), {

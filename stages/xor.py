@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from stages.lib import config, plotting
 from stages.lib.models import ACTIVATIONS, xor_init
-from stages.lib.training import first_solved_epoch, train_xor
 from stages.lib.io import staged_outputs, write_json
+from stages.lib.training import first_solved_epoch, train_xor
 
 FIGURES = "plots/xor/figures"
 HISTORY = "plots/xor/history.csv"

@@ -163,6 +163,11 @@ def sample_mnist(seed):
     return splits
 
 
+def class_counts(labels):
+    """{"0": count, ..., "9": count} of int64 labels."""
+    return {str(d): c for d, c in enumerate(torch.bincount(labels.cpu(), minlength=NUM_CLASSES).tolist())}
+
+
 def split_path(data_dir, split):
     return Path(data_dir) / f"{split}.pt"
 

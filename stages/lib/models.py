@@ -2,7 +2,10 @@
 import torch
 from torch import nn
 
-NUM_CLASSES = 10
+from stages.lib import config
+from stages.lib.data import NUM_CLASSES
+from stages.lib.io import load_tensors
+
 ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda h: h}
 
 
@@ -55,8 +58,6 @@ def xor_logits(params, x, activation):
 
 def cnn_spec(params):
     """The CNN's layer sizes from params `model`, validated."""
-    from stages.lib import config
-
     channels = config.number_list(params, "model.channels", integer=True, low=1)
     if len(channels) > 4:
         raise config.StageError(f"params.yaml: 'model.channels' allows at most 4 conv blocks on 28 x 28 images, got {len(channels)}")
@@ -69,9 +70,6 @@ def cnn_spec(params):
 
 def load_cnn(params, name, device):
     """The trained CNN `name` (a key of train.models) from models/<name>.pt, in eval mode."""
-    from stages.lib import config
-    from stages.lib.io import load_tensors
-
     path = f"models/{name}.pt"
     model = mnist_cnn(**cnn_spec(params))
     state = load_tensors(path, {key: None for key in model.state_dict()})

@@ -19,16 +19,16 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, count_flops, matmul_peak_gflops, model_from_params, params  # noqa: E402
 from stages.lib.attacks import sign_gradient_attack  # noqa: E402
-from stages.lib.data import sample_mnist  # noqa: E402
-from stages.lib.training import PIXEL_RANGE, predict, to_model_input, train_classifier  # noqa: E402
+from stages.lib.data import PIXEL_RANGE, load_split, sample_mnist, to_model_input  # noqa: E402
+from stages.lib.models import load_cnn, predict  # noqa: E402
+from stages.lib.training import train_classifier  # noqa: E402
 
 
 def model_and_images():
-    model = model_from_params()
     if (ROOT / "models/model1.pt").is_file() and (ROOT / "data/mnist/test.pt").is_file():
-        model.load_state_dict(torch.load(ROOT / "models/model1.pt", weights_only=True))
-        test = torch.load(ROOT / "data/mnist/test.pt", weights_only=True)
-        return model.eval(), to_model_input(test["images"]), test["labels"], "models/model1.pt"
+        images, labels = load_split(ROOT / "data/mnist", "test")
+        return load_cnn(ROOT / "models/model1.pt", "cpu"), to_model_input(images), labels, "models/model1.pt"
+    model = model_from_params()
     splits = sample_mnist(0)
     train = (to_model_input(splits["train"][0]), splits["train"][1])
     test = (to_model_input(splits["test"][0]), splits["test"][1])
@@ -56,16 +56,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--per-image", type=int, default=64, help="images for the slow per-image loop")
-    parser.add_argument("--batch-size", type=int, default=params()["attack"]["batch_size"])
+    parser.add_argument("--batch-size", type=int, default=params().attack.batch_size)
     args = parser.parse_args()
-    p = params()["attack"]
+    p = params().attack
     model, images, labels, origin = model_and_images()
     correct = torch.nonzero(predict(model, images, 1000) == labels).flatten()[:args.images]
     x, y = images[correct], labels[correct]
 
     def attack(xs, ys, **kw):
-        return sign_gradient_attack(model, xs, ys, step_size=p["step_size"], bounds=PIXEL_RANGE,
-                                    **{"max_steps": p["max_steps"], "batch_size": args.batch_size} | kw)
+        return sign_gradient_attack(model, xs, ys, step_size=p.step_size, bounds=PIXEL_RANGE,
+                                    **{"max_steps": p.max_steps, "batch_size": args.batch_size} | kw)
 
     attack(x[:64], y[:64])  # warm-up
     batched_s, (_, success, steps) = timed(lambda: attack(x, y))
@@ -77,8 +77,8 @@ def main():
     flops = step_flops(model)
     work = (steps + 1).sum().item() * flops  # every step taken, plus the final check
     peak = matmul_peak_gflops()
-    print(f"model: {origin}; {len(x)} correctly classified test images; step size {p['step_size']}, "
-          f"max {p['max_steps']} steps; threads {torch.get_num_threads()}; {flops / 1e6:.2f} MFLOP per image-step")
+    print(f"model: {origin}; {len(x)} correctly classified test images; step size {p.step_size}, "
+          f"max {p.max_steps} steps; threads {torch.get_num_threads()}; {flops / 1e6:.2f} MFLOP per image-step")
     print(f"success {success.float().mean():.1%}, median {steps[success].median().item()} steps, max {fixed_steps}")
     print(f"batched, early stopping (batch {args.batch_size}) {batched:8.1f} images/s")
     print(f"per-image loop, same update                  {single:8.1f} images/s   -> batched is {batched / single:.1f}x")

@@ -3,21 +3,22 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from stages.lib.models import cnn_spec, mnist_cnn
+from stages.lib.models import mnist_cnn
+from stages.lib.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def params():
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+    """params.yaml, validated as the stages read it."""
+    return load_params(ROOT / "params.yaml")
 
 
 def model_from_params(seed=0):
     torch.manual_seed(seed)
-    return mnist_cnn(**cnn_spec(params()))
+    return mnist_cnn(**params().model.spec())
 
 
 def matmul_peak_gflops(n=1024, seconds=2.0):

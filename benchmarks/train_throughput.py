@@ -20,7 +20,8 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import best_of, count_flops, matmul_peak_gflops, model_from_params  # noqa: E402
-from stages.lib.training import to_model_input, train_classifier  # noqa: E402
+from stages.lib.data import to_model_input  # noqa: E402
+from stages.lib.training import train_classifier  # noqa: E402
 
 
 def write_raw_mnist(root, images, labels):

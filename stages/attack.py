@@ -1,32 +1,32 @@
-"""Stages attack_untargeted and attack_targeted (seed section 4): iterative sign-gradient attacks on
-the model named by `attack.model` (model1), over the test images it classifies correctly.
+"""Stage attack@untargeted and attack@targeted (seed section 4): iterative sign-gradient attacks on
+the model `attack.model` (model1), over the test images it classifies correctly.
 
-Writes data/adversarial/<kind>.pt (adversarial images, true labels, targets, success flags, steps
-used, test-set indices), metrics/attack_<kind>.json and the galleries in plots/attack_<kind>/figures/.
+Writes the adversarial set (images, true labels, targets, success flags, steps used, test-set
+indices), metrics/attack_<kind>.json (headline numbers), plots/attack_<kind>/images.csv (every
+attacked image: label, target, prediction, steps, perturbation norms) and the galleries in
+plots/attack_<kind>/figures/.
 """
+import time
+from pathlib import Path
+
 import torch
 
-from stages.lib import config, plotting
-from stages.lib.attacks import KINDS, perturbation_norms, random_targets, sign_gradient_attack
-from stages.lib.data import class_counts, load_split
-from stages.lib.io import staged_outputs, write_json
-from stages.lib.models import load_cnn
-from stages.lib.training import MNIST_DIR, PIXEL_RANGE, predict, to_model_input
+from stages.lib import cli, plotting
+from stages.lib.attacks import KINDS, perturbation_norms, random_targets, save_adversarial, sign_gradient_attack
+from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
+from stages.lib.io import log_run, staged_outputs, write_csv, write_json
+from stages.lib.models import load_cnn, predict
+from stages.lib.params import load_params
+from stages.lib.runtime import resolve_device, use_threads
+
 
 def read_params(params, kind):
-    models = config.value(params, "train.models")
-    p = {
-        "model": config.choice(params, "attack.model", list(models) if isinstance(models, dict) else []),
-        "step_size": config.number(params, "attack.step_size", low=0, low_open=True),
-        "max_steps": config.number(params, "attack.max_steps", integer=True, low=1),
-        "epsilon": config.number(params, "attack.epsilon", optional=True, low=0, low_open=True),
-        "batch_size": config.number(params, "attack.batch_size", integer=True, low=1),
-        "n_images": config.number(params, "attack.n_images", optional=True, integer=True, low=1),
-        "seed": config.number(params, "attack.seed", integer=True, low=0),
-        "grid_size": config.number(params, "attack.grid_size", integer=True, low=1),
-        "gallery": config.number_list(params, f"attack.gallery.{kind}", min_len=0, integer=True, low=0),
-    }
-    return p
+    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
+    a = params.attack
+    return {"device": params.device, "threads": params.threads, "step_size": a.step_size,
+            "max_steps": a.max_steps, "epsilon": a.epsilon, "batch_size": a.batch_size, "n_images": a.n_images,
+            "seed": a.seed if kind == "targeted" else None, "grid_size": a.grid_size,
+            "gallery": list(getattr(a.gallery, kind))}
 
 
 def gallery_positions(requested, indices, success):
@@ -43,23 +43,26 @@ def gallery_positions(requested, indices, success):
         later = [q for q in successful if int(indices[q]) > index and q not in chosen]
         spare = later or [q for q in successful if q not in chosen]
         if not spare:
-            config.warn(f"gallery index {index}: no successful example left to show instead")
+            cli.warn(f"gallery index {index}: no successful example left to show instead")
             continue
         reason = "is not in the attacked test images" if pos is None else "was not attacked successfully"
-        config.warn(f"gallery index {index} {reason}; showing test index {int(indices[spare[0]])} instead")
+        cli.warn(f"gallery index {index} {reason}; showing test index {int(indices[spare[0]])} instead")
         chosen.append(spare[0])
     return chosen
 
 
 def main(argv=None):
-    parser = config.parser(__doc__)
+    parser = cli.parser(__doc__)
     parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
+    parser.add_argument("--model", required=True, help="the checkpoint of the attacked model")
+    parser.add_argument("--out", required=True, help="the adversarial set to write")
     args = parser.parse_args(argv)
-    params = config.load_params(args.params)
-    p = read_params(params, args.kind)
-    device = config.resolve_device(params)
-    model = load_cnn(params, p["model"], device)
-    images, labels = load_split(MNIST_DIR, "test")
+    p = read_params(load_params(args.params), args.kind)
+    use_threads(p["threads"])
+    device = resolve_device(p["device"])
+    model = load_cnn(args.model, device)
+    images, labels = load_split(args.data, "test")
     inputs, labels = to_model_input(images).to(device), labels.to(device)
     correct = torch.nonzero(predict(model, inputs, p["batch_size"]) == labels).flatten()
     indices = correct[:p["n_images"]] if p["n_images"] else correct
@@ -67,24 +70,19 @@ def main(argv=None):
     targets = None
     if args.kind == "targeted":
         targets = random_targets(true_labels, torch.Generator().manual_seed(p["seed"])).to(device)
+    start = time.perf_counter()
     adversarial, success, steps = sign_gradient_attack(
         model, originals, true_labels, targets=targets, step_size=p["step_size"], max_steps=p["max_steps"],
-        bounds=PIXEL_RANGE, epsilon=p["epsilon"], batch_size=p["batch_size"])
+        bounds=PIXEL_RANGE, epsilon=p["epsilon"], batch_size=p["batch_size"], desc=f"attack {args.kind}")
+    seconds = time.perf_counter() - start
     predicted = predict(model, adversarial, p["batch_size"])
     linf, l2 = perturbation_norms(originals, adversarial)
     won = success.nonzero().flatten()
-
-    def over_successes(values, reduce):
-        return reduce(values[won].double()).item() if len(won) else None
-
-    metrics = {
-        "model": p["model"], "images_attacked": len(indices), "successes": len(won),
-        "success_rate": len(won) / max(len(indices), 1),
-        "steps_mean": over_successes(steps, torch.mean), "steps_median": over_successes(steps, torch.median),
-        "linf_mean": over_successes(linf, torch.mean), "linf_max": over_successes(linf, torch.max),
-        "l2_mean": over_successes(l2, torch.mean), "l2_max": over_successes(l2, torch.max),
-        "predicted_histogram": class_counts(predicted[won]),
-    }
+    targets_or_none = targets if targets is not None else torch.full_like(true_labels, -1)
+    per_image = {"index": indices, "label": true_labels, "target": targets_or_none, "success": success,
+                 "steps": steps, "predicted": predicted, "linf": linf, "l2": l2}
+    metrics = {"images_attacked": len(indices), "success_rate": len(won) / max(len(indices), 1),
+               "steps_median": steps[won].double().median().item() if len(won) else None}
     examples = []
     for pos in gallery_positions(p["gallery"], indices.cpu(), success.cpu()):
         title = f"index {int(indices[pos])}: true {int(true_labels[pos])}, predicted {int(predicted[pos])}"
@@ -92,20 +90,21 @@ def main(argv=None):
             title += f", target {int(targets[pos])}"
         examples.append({"original": originals[pos, 0].cpu(), "adversarial": adversarial[pos, 0].cpu(), "title": title})
     with staged_outputs() as stage:
-        torch.save({"images": adversarial.cpu(), "labels": true_labels.cpu(),
-                    "targets": (targets if targets is not None else torch.full_like(true_labels, -1)).cpu(),
-                    "success": success.cpu(), "steps": steps.cpu(), "indices": indices.cpu()},
-                   stage(f"data/adversarial/{args.kind}.pt"))
+        save_adversarial(stage(args.out), images=adversarial, labels=true_labels, targets=targets_or_none,
+                         success=success, steps=steps, indices=indices)
         write_json(stage(f"metrics/attack_{args.kind}.json"), metrics)
+        write_csv(stage(f"plots/attack_{args.kind}/images.csv"), {k: v.cpu().numpy() for k, v in per_image.items()})
         figures = stage(f"plots/attack_{args.kind}/figures")
         figures.mkdir()
         if examples:
             plotting.adversarial_gallery(examples, figures / "gallery.png")
         if len(won):
             plotting.image_grid(adversarial[won[:p["grid_size"]], 0].cpu(), figures / "grid.png")
-    print(f"attack_{args.kind}: {len(won)}/{len(indices)} successful ({metrics['success_rate']:.1%}), "
-          f"median {metrics['steps_median']} steps")
+    name = f"attack {args.kind} on {Path(args.model).stem}"
+    log_run(name, seconds=seconds, images_per_s=len(indices) / seconds if seconds else None)
+    print(f"{name}: {len(won)}/{len(indices)} successful ({metrics['success_rate']:.1%}), "
+          f"median {metrics['steps_median']} steps, {seconds:.1f} s")
 
 
 if __name__ == "__main__":
-    config.run(main)
+    cli.run(main)

@@ -1,44 +1,42 @@
-"""Stage fetch_mnist: MNIST from params `data.source` into data/mnist/{train,test}.pt.
+"""Stage fetch_mnist: MNIST from params `data.source` into <out>/{train,test}.pt.
 
-Also writes metrics/data.json: the source actually used, split sizes, per-class counts and the
-SHA-256 of each output file.
+Also writes metrics/data.json (the source actually used and the split sizes) and
+plots/data/class_counts.csv (images per digit in each split).
 """
-from stages.lib import config
+from stages.lib import cli
 from stages.lib.data import SPLITS, class_counts, load_mnist, save_split, split_path
-from stages.lib.io import sha256, staged_outputs, write_json
+from stages.lib.io import staged_outputs, write_csv, write_json
+from stages.lib.params import load_params
 
-DATA_DIR = "data/mnist"
 METRICS = "metrics/data.json"
+CLASS_COUNTS = "plots/data/class_counts.csv"
 
 
 def read_params(params):
-    source = config.text(params, "data.source")
-    return {
-        "source": source,
-        "cache_dir": config.text(params, "data.cache_dir"),
-        "timeout": config.number(params, "data.download_timeout", low=0, low_open=True),
-        "seed": config.number(params, "data.seed", integer=True, low=0),
-    }
+    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
+    data = params.data
+    return {"source": data.source, "cache_dir": data.cache_dir, "timeout": data.download_timeout,
+            "seed": data.seed}
 
 
 def main(argv=None):
-    args = config.parser(__doc__).parse_args(argv)
-    p = read_params(config.load_params(args.params))
+    parser = cli.parser(__doc__)
+    parser.add_argument("--out", required=True, help="the folder to write train.pt and test.pt to")
+    args = parser.parse_args(argv)
+    p = read_params(load_params(args.params))
     splits, used = load_mnist(p["source"], p["cache_dir"], p["timeout"], p["seed"])
+    counts = [{"split": split, "digit": int(digit), "count": count}
+              for split in SPLITS for digit, count in class_counts(splits[split][1]).items()]
     with staged_outputs() as stage:
-        data_dir = stage(DATA_DIR)
-        data_dir.mkdir()
-        metrics = {"source": used, "n_train": len(splits["train"][1]), "n_test": len(splits["test"][1])}
-        metrics["class_counts"] = {}
-        metrics["sha256"] = {}
+        out = stage(args.out)
+        out.mkdir()
         for split in SPLITS:
-            images, labels = splits[split]
-            save_split(split_path(data_dir, split), images, labels)
-            metrics["class_counts"][split] = class_counts(labels)
-            metrics["sha256"][f"{split}.pt"] = sha256(split_path(data_dir, split))
-        write_json(stage(METRICS), metrics)
-    print(f"fetch_mnist: {used}: {metrics['n_train']} train / {metrics['n_test']} test images in {DATA_DIR}/")
+            save_split(split_path(out, split), *splits[split])
+        write_json(stage(METRICS), {"source": used, "n_train": len(splits["train"][1]),
+                                    "n_test": len(splits["test"][1])})
+        write_csv(stage(CLASS_COUNTS), counts)
+    print(f"fetch_mnist: {used}: {len(splits['train'][1])} train / {len(splits['test'][1])} test images in {args.out}/")
 
 
 if __name__ == "__main__":
-    config.run(main)
+    cli.run(main)

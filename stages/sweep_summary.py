@@ -2,29 +2,26 @@
 
 Writes plots/sweep_summary/table.{csv,md} (final and best test accuracy, epoch of the best, minimum
 train loss, diverged), curves.csv (all points' per-epoch curves, long form, for `dvc plots`),
-figures/ (the seed's per-point figures and one overlay per curve) and metrics/sweep_summary.json.
+figures/ (the seed's per-point figures and one overlay per curve) and metrics/sweep_summary.json
+(each point's final test accuracy, the best point, how many diverged).
 """
 import math
 
 import pandas as pd
 
-from stages.lib import config, plotting
-from stages.lib.io import read_json, staged_outputs, write_json
-from stages.lib.training import point_name
+from stages.lib import cli, plotting
+from stages.lib.io import read_json, staged_outputs, write_csv, write_json
+from stages.lib.params import load_params, point_name
 
 SUMMARY = "plots/sweep_summary"
 FIGURES = "plots/sweep_summary/figures"
 CURVES = ("train_loss", "test_loss", "train_acc", "test_acc")
+SUMMARY_KEYS = ("final_test_acc", "best_test_acc", "best_epoch", "min_train_loss", "epochs", "diverged")
 
 
-def grid_points(params):
-    """The (batch size, lr) points of the sweep: the grid, then the extra points, without repeats."""
-    points = []
-    for section in ("sweep", "sweep.extra"):
-        batch_sizes = config.number_list(params, f"{section}.batch_size", integer=True, low=1)
-        lrs = config.number_list(params, f"{section}.lr", low=0, low_open=True)
-        points += [(b, lr) for b in batch_sizes for lr in lrs if (b, lr) not in points]
-    return points
+def read_params(params):
+    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
+    return {"points": params.sweep.points()}
 
 
 def read_curves(name):
@@ -32,21 +29,23 @@ def read_curves(name):
     try:
         curves = pd.read_csv(path)
     except FileNotFoundError:
-        raise config.StageError(f"{path}: not found; run `dvc repro` to train the sweep point {name}") from None
+        raise cli.StageError(f"{path}: not found; run `dvc repro` to train the sweep point {name}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise config.StageError(f"{path}: not a readable CSV ({error}); rerun `dvc repro -f sweep@{name}`") from None
+        raise cli.StageError(f"{path}: not a readable CSV ({error}); rerun `dvc repro -f sweep@{name}`") from None
     missing = {"epoch", *CURVES} - set(curves.columns)
     if missing or curves.empty:
-        raise config.StageError(f"{path}: expected columns epoch, {', '.join(CURVES)} and at least one row; "
-                                f"rerun `dvc repro -f sweep@{name}`")
+        raise cli.StageError(f"{path}: expected columns epoch, {', '.join(CURVES)} and at least one row; "
+                             f"rerun `dvc repro -f sweep@{name}`")
     return curves
 
 
-def summary_row(name, batch_size, lr, metrics):
-    return {"point": name, "batch_size": batch_size, "lr": lr,
-            "final_test_acc": metrics["final_test_acc"], "best_test_acc": metrics["best_test_acc"],
-            "best_epoch": metrics["best_epoch"], "min_train_loss": metrics["min_train_loss"],
-            "epochs": metrics["epochs"], "diverged": metrics["diverged"]}
+def read_summary(name):
+    path = f"metrics/sweep/{name}.json"
+    summary = read_json(path)
+    missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
+    if missing:
+        raise cli.StageError(f"{path}: missing '{missing[0]}'; rerun `dvc repro -f sweep@{name}`")
+    return summary
 
 
 def markdown_table(table):
@@ -60,20 +59,21 @@ def markdown_table(table):
 
 
 def main(argv=None):
-    args = config.parser(__doc__).parse_args(argv)
-    points = grid_points(config.load_params(args.params))
+    args = cli.parser(__doc__).parse_args(argv)
+    points = read_params(load_params(args.params))["points"]
     rows, curves = [], {}
     for batch_size, lr in points:
         name = point_name(batch_size, lr)
-        rows.append(summary_row(name, batch_size, lr, read_json(f"metrics/sweep/{name}.json")))
+        summary = read_summary(name)
+        rows.append({"point": name, "batch_size": batch_size, "lr": lr, **{k: summary[k] for k in SUMMARY_KEYS}})
         curves[name] = read_curves(name)
     table = pd.DataFrame(rows)
     best = table.loc[table["best_test_acc"].idxmax()]
     long_curves = pd.concat([c.assign(point=name) for name, c in curves.items()], ignore_index=True)
     with staged_outputs() as stage:
-        table.to_csv(stage(f"{SUMMARY}/table.csv"), index=False, float_format="%.9g")
+        write_csv(stage(f"{SUMMARY}/table.csv"), table)
         stage(f"{SUMMARY}/table.md").write_text(markdown_table(table))
-        long_curves.to_csv(stage(f"{SUMMARY}/curves.csv"), index=False, float_format="%.9g")
+        write_csv(stage(f"{SUMMARY}/curves.csv"), long_curves)
         figures = stage(FIGURES)
         figures.mkdir()
         for row in rows:
@@ -82,10 +82,10 @@ def main(argv=None):
         for column in CURVES:
             plotting.overlay_curves(curves, column, figures / f"overlay_{column}.png")
         write_json(stage("metrics/sweep_summary.json"), {
-            "points": len(points), "diverged": int(table["diverged"].sum()),
-            "best_point": best["point"], "best_test_acc": float(best["best_test_acc"])})
+            "final_test_acc": {row["point"]: row["final_test_acc"] for row in rows},
+            "best_point": best["point"], "diverged": int(table["diverged"].sum())})
     print(markdown_table(table), end="")
 
 
 if __name__ == "__main__":
-    config.run(main)
+    cli.run(main)

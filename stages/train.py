@@ -2,30 +2,40 @@
 `train.models.<name>`. model1 is attacked in Problem 4; model2, trained independently, receives the
 adversarial images.
 
-Writes models/<name>.pt (a state dict), metrics/train/<name>.json and plots/train/<name>.csv.
+Writes the checkpoint (architecture and weights), metrics/train/<name>.json (headline numbers) and
+plots/train/<name>.csv (loss and accuracy per epoch).
 """
-import torch
+from stages.lib import cli
+from stages.lib.io import staged_outputs, write_csv, write_json
+from stages.lib.models import save_cnn
+from stages.lib.params import load_params
+from stages.lib.training import train_and_report
 
-from stages.lib import config
-from stages.lib.io import staged_outputs
-from stages.lib.training import fit_cnn, read_run_params, report, write_run
+
+def read_params(params, name):
+    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
+    train = params.train
+    if name not in train.models:
+        raise cli.StageError(f"params.yaml: 'train.models' has no model '{name}' (it has: {', '.join(train.models)})")
+    return {"device": params.device, "threads": params.threads, "spec": params.model.spec(),
+            "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr, "momentum": train.momentum,
+            "eval_batch_size": train.eval_batch_size, "seed": train.models[name].seed}
 
 
 def main(argv=None):
-    parser = config.parser(__doc__)
+    parser = cli.parser(__doc__)
     parser.add_argument("name", help="a model under train.models in params.yaml")
+    parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
+    parser.add_argument("--model", required=True, help="the checkpoint to write")
     args = parser.parse_args(argv)
-    params = config.load_params(args.params)
-    run = read_run_params(params, "train")
-    batch_size = config.number(params, "train.batch_size", integer=True, low=1)
-    lr = config.number(params, "train.lr", low=0, low_open=True)
-    seed = config.number(params, f"train.models.{args.name}.seed", integer=True, low=0)
-    model, history, metrics = fit_cnn(params, run, batch_size=batch_size, lr=lr, seed=seed, desc=args.name)
+    p = read_params(load_params(args.params), args.name)
+    model, history, summary = train_and_report(args.data, args.name, **p)
+    headline = {k: summary[k] for k in ("final_test_acc", "best_test_acc", "threads")}
     with staged_outputs() as stage:
-        torch.save(model.state_dict(), stage(f"models/{args.name}.pt"))
-        write_run(stage, history, metrics, f"metrics/train/{args.name}.json", f"plots/train/{args.name}.csv")
-    report(args.name, metrics)
+        save_cnn(model, p["spec"], stage(args.model))
+        write_json(stage(f"metrics/train/{args.name}.json"), headline)
+        write_csv(stage(f"plots/train/{args.name}.csv"), history)
 
 
 if __name__ == "__main__":
-    config.run(main)
+    cli.run(main)

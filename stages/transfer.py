@@ -1,21 +1,29 @@
-"""Stage transfer (seed section 4.3): the successful adversarial images of both attacks, made on
-`attack.model` (model1), shown to `transfer.model` (model2, trained independently).
+"""Stage transfer (seed section 4.3): the successful adversarial images of both attacks, made on the
+source model (`attack.model`, model1), shown to the receiving model (`transfer.model`, model2,
+trained independently).
 
-For each set: both models' accuracy against the true labels, model2's rate of predicting the target
-(targeted set), and model2's clean accuracy on the same images. Writes metrics/transfer.json and a
-confusion matrix (true label vs model2's prediction on the adversarial images) per set.
+For each set: both models' accuracy against the true labels, the receiver's rate of predicting the
+target (targeted set), and the receiver's clean accuracy on the same images. Writes
+metrics/transfer.json (the receiver's accuracy per set and its target rate), plots/transfer/sets.csv
+(every figure per set) and a confusion matrix per set (true label vs the receiver's prediction).
 """
+from pathlib import Path
+
 import torch
 
-from stages.lib import config, plotting
-from stages.lib.attacks import KINDS
-from stages.lib.data import NUM_CLASSES, load_split
-from stages.lib.io import load_tensors, staged_outputs, write_json
-from stages.lib.models import load_cnn
-from stages.lib.training import MNIST_DIR, predict, to_model_input
+from stages.lib import cli, plotting
+from stages.lib.attacks import KINDS, load_adversarial
+from stages.lib.data import NUM_CLASSES, PIXEL_RANGE, load_split, to_model_input
+from stages.lib.io import staged_outputs, write_csv, write_json
+from stages.lib.models import load_cnn, predict
+from stages.lib.params import load_params
+from stages.lib.runtime import resolve_device, use_threads
 
-ADVERSARIAL = {"images": torch.float32, "labels": torch.int64, "targets": torch.int64,
-               "success": torch.bool, "steps": torch.int64, "indices": torch.int64}
+
+def read_params(params):
+    """The plain values this stage uses; dvc.yaml lists exactly these keys (the models come from the
+    command line)."""
+    return {"device": params.device, "threads": params.threads, "batch_size": params.attack.batch_size}
 
 
 def accuracy(predicted, labels):
@@ -23,32 +31,37 @@ def accuracy(predicted, labels):
 
 
 def main(argv=None):
-    args = config.parser(__doc__).parse_args(argv)
-    params = config.load_params(args.params)
-    models = config.value(params, "train.models")
-    names = list(models) if isinstance(models, dict) else []
-    source = config.choice(params, "attack.model", names)
-    target = config.choice(params, "transfer.model", names)
-    batch_size = config.number(params, "attack.batch_size", integer=True, low=1)
-    device = config.resolve_device(params)
-    sets = {kind: load_tensors(f"data/adversarial/{kind}.pt", ADVERSARIAL) for kind in KINDS}
-    attacked_model, receiving_model = load_cnn(params, source, device), load_cnn(params, target, device)
-    test_images, _ = load_split(MNIST_DIR, "test")
-    metrics, confusions = {"source_model": source, "target_model": target}, {}
+    parser = cli.parser(__doc__)
+    parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
+    parser.add_argument("--adversarial", required=True, help="the folder of the attacks' <kind>.pt files")
+    parser.add_argument("--source", required=True, help="the checkpoint of the attacked model")
+    parser.add_argument("--target", required=True, help="the checkpoint of the receiving model")
+    args = parser.parse_args(argv)
+    p = read_params(load_params(args.params))
+    use_threads(p["threads"])
+    device = resolve_device(p["device"])
+    source, target = Path(args.source).stem, Path(args.target).stem
+    test_images, _ = load_split(args.data, "test")
+    sets = {kind: load_adversarial(Path(args.adversarial) / f"{kind}.pt", len(test_images), PIXEL_RANGE)
+            for kind in KINDS}
+    attacked_model, receiving_model = load_cnn(args.source, device), load_cnn(args.target, device)
+    metrics, rows, confusions = {}, [], {}
     for kind, adversarial in sets.items():
         won = adversarial["success"]
         images = adversarial["images"][won].to(device)
         labels = adversarial["labels"][won].to(device)
         clean = to_model_input(test_images[adversarial["indices"][won]]).to(device)
-        on_receiver = predict(receiving_model, images, batch_size)
-        metrics[kind] = {
-            "images": len(labels),
-            f"{source}_accuracy": accuracy(predict(attacked_model, images, batch_size), labels),
-            f"{target}_accuracy": accuracy(on_receiver, labels),
-            f"{target}_clean_accuracy": accuracy(predict(receiving_model, clean, batch_size), labels),
-        }
+        on_receiver = predict(receiving_model, images, p["batch_size"])
+        row = {"set": kind, "images": len(labels),
+               f"{source}_accuracy": accuracy(predict(attacked_model, images, p["batch_size"]), labels),
+               f"{target}_accuracy": accuracy(on_receiver, labels),
+               f"{target}_clean_accuracy": accuracy(predict(receiving_model, clean, p["batch_size"]), labels),
+               f"{target}_target_rate": None}
+        metrics[kind] = {f"{target}_accuracy": row[f"{target}_accuracy"]}
         if kind == "targeted":
-            metrics[kind][f"{target}_target_rate"] = accuracy(on_receiver, adversarial["targets"][won].to(device))
+            row[f"{target}_target_rate"] = accuracy(on_receiver, adversarial["targets"][won].to(device))
+            metrics[kind][f"{target}_target_rate"] = row[f"{target}_target_rate"]
+        rows.append(row)
         pairs = labels.cpu() * NUM_CLASSES + on_receiver.cpu()
         confusions[kind] = torch.bincount(pairs, minlength=NUM_CLASSES ** 2).view(NUM_CLASSES, NUM_CLASSES)
     with staged_outputs() as stage:
@@ -58,11 +71,11 @@ def main(argv=None):
             plotting.confusion_matrix(matrix, f"{kind} adversarial images of {source}: {target}'s predictions",
                                       figures / f"confusion_{kind}.png")
         write_json(stage("metrics/transfer.json"), metrics)
-    for kind in KINDS:
-        m = metrics[kind]
-        print(f"transfer {kind}: {m['images']} images; {source} accuracy {m[f'{source}_accuracy']}, "
-              f"{target} accuracy {m[f'{target}_accuracy']} (clean {m[f'{target}_clean_accuracy']})")
+        write_csv(stage("plots/transfer/sets.csv"), rows)
+    for row in rows:
+        print(f"transfer {row['set']}: {row['images']} images; {source} accuracy {row[f'{source}_accuracy']}, "
+              f"{target} accuracy {row[f'{target}_accuracy']} (clean {row[f'{target}_clean_accuracy']})")
 
 
 if __name__ == "__main__":
-    config.run(main)
+    cli.run(main)

@@ -11,8 +11,11 @@ import pytest
 import torch
 import yaml
 
+from stages.lib.data import save_split, split_path
+from stages.lib.params import read_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+DEFAULT_PARAMS = read_yaml(ROOT / "params.yaml")
 
 
 def idx_bytes(tensor, magic):
@@ -61,10 +64,31 @@ def params_with(**changes):
     return params
 
 
+def load_params_with(tmp_path, **changes):
+    """load_params on the default params with dotted-key changes (validation in-process)."""
+    from stages.lib.params import load_params
+
+    return load_params(write_params(tmp_path, params_with(**changes)))
+
+
 def write_params(directory, params):
     path = Path(directory) / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def run_main(module, *args, cwd):
+    """Call stages.<module>.main(args) in cwd, in this process (no interpreter start-up): a StageError
+    propagates. The torch thread count is restored afterwards."""
+    import importlib
+
+    threads, previous = torch.get_num_threads(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        importlib.import_module(f"stages.{module}").main([str(a) for a in args])
+    finally:
+        os.chdir(previous)
+        torch.set_num_threads(threads)
 
 
 def run_stage(module, *args, cwd):
@@ -90,8 +114,6 @@ def files_under(directory):
 
 def make_mnist_dir(path):
     """path/data/mnist with a small synthetic MNIST, as fetch_mnist writes it."""
-    from stages.lib.data import save_split, split_path
-
     (path / "data/mnist").mkdir(parents=True)
     for split, n, seed in (("train", 600, 1), ("test", 200, 2)):
         save_split(split_path(path / "data/mnist", split), *synthetic_digits(n, seed))

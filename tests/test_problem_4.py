@@ -1,14 +1,17 @@
 """Problem 4: the sign-gradient attack, the attack and transfer stages."""
 import json
+import re
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from stages.attack import gallery_positions
-from stages.lib.attacks import random_targets, sign_gradient_attack
-from stages.lib.training import to_model_input
-from tests.conftest import (assert_clean_failure, files_under, make_mnist_dir, params_with, run_stage,
+from stages.lib.attacks import load_adversarial, random_targets, save_adversarial, sign_gradient_attack
+from stages.lib.cli import StageError
+from stages.lib.data import to_model_input
+from tests.conftest import (assert_clean_failure, files_under, make_mnist_dir, params_with, run_main, run_stage,
                             synthetic_digits, write_params)
 
 BOUNDS = (-1.0, 1.0)
@@ -124,59 +127,105 @@ def test_gallery_replaces_missing_and_failed_indices(capsys):
     assert "gallery index 4000 is not in the attacked test images; showing test index 2" in err
 
 
-ATTACK_PARAMS = params_with(**{
+ATTACK_CHANGES = {
     "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 2,
     "attack.n_images": 30, "attack.max_steps": 100, "attack.step_size": 0.05,
-    "attack.gallery.untargeted": [0, 3, 500], "attack.gallery.targeted": [1]})
+    "attack.gallery.untargeted": [0, 3, 500], "attack.gallery.targeted": [1]}
+ATTACK_PARAMS = params_with(**ATTACK_CHANGES)
+
+
+def attack_stage(cwd, kind, out=None):
+    return run_stage("attack", kind, "--data", "data/mnist", "--model", "models/model1.pt",
+                     "--out", out or f"data/adversarial/{kind}.pt", cwd=cwd)
+
+
+def attack_main(cwd, kind):
+    run_main("attack", kind, "--data", "data/mnist", "--model", "models/model1.pt",
+             "--out", f"data/adversarial/{kind}.pt", cwd=cwd)
+
+
+def transfer_main(cwd):
+    run_main("transfer", "--data", "data/mnist", "--adversarial", "data/adversarial",
+             "--source", "models/model1.pt", "--target", "models/model2.pt", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A working directory with a small synthetic MNIST and two tiny trained models."""
+    """A working directory with a small synthetic MNIST and two tiny trained models (read-only for tests)."""
     mnist_dir = make_mnist_dir(tmp_path_factory.mktemp("trained"))
     write_params(mnist_dir, ATTACK_PARAMS)
     for name in ("model1", "model2"):
-        assert run_stage("train", name, cwd=mnist_dir).returncode == 0
+        run_main("train", name, "--data", "data/mnist", "--model", f"models/{name}.pt", cwd=mnist_dir)
     return mnist_dir
 
 
-def test_attack_and_transfer_stages(trained):
-    write_params(trained, ATTACK_PARAMS)
-    for kind in ("untargeted", "targeted"):
-        result = run_stage("attack", kind, cwd=trained)
-        assert result.returncode == 0, result.stderr
-        metrics = json.loads((trained / f"metrics/attack_{kind}.json").read_text())
-        assert metrics["images_attacked"] == 30 and metrics["successes"] > 0
-        assert sum(metrics["predicted_histogram"].values()) == metrics["successes"]
-        saved = torch.load(trained / f"data/adversarial/{kind}.pt", weights_only=True)
-        assert len(saved["images"]) == 30 and (saved["targets"] != saved["labels"]).all()
-        assert {f"plots/attack_{kind}/figures/gallery.png", f"plots/attack_{kind}/figures/grid.png"} <= set(files_under(trained))
-    assert "gallery index 500 is not in the attacked test images" in run_stage("attack", "untargeted", cwd=trained).stderr
-    result = run_stage("transfer", cwd=trained)
-    assert result.returncode == 0, result.stderr
-    transfer = json.loads((trained / "metrics/transfer.json").read_text())
-    for kind in ("untargeted", "targeted"):
-        assert transfer[kind]["model1_accuracy"] == 0.0
-        assert 0.0 <= transfer[kind]["model2_accuracy"] <= 1.0
-    assert "model2_target_rate" in transfer["targeted"]
-    assert "plots/transfer/figures/confusion_targeted.png" in files_under(trained)
+@pytest.fixture
+def workdir(trained, tmp_path):
+    """A private copy of the trained directory, for a test that writes into it."""
+    import shutil
+
+    shutil.copytree(trained, tmp_path / "work")
+    return tmp_path / "work"
 
 
-@pytest.mark.parametrize("changes, needle", [
-    ({"attack.step_size": 0}, "'attack.step_size' must be a number > 0"),
-    ({"attack.max_steps": 0}, "'attack.max_steps' must be an integer >= 1"),
-    ({"attack.epsilon": -0.1}, "'attack.epsilon'"),
-    ({"attack.model": "model3"}, "'attack.model' must be one of model1, model2"),
+def test_attack_and_transfer_stages(workdir, capsys):
+    for kind in ("untargeted", "targeted"):
+        attack_main(workdir, kind)
+        metrics = json.loads((workdir / f"metrics/attack_{kind}.json").read_text())
+        images = pd.read_csv(workdir / f"plots/attack_{kind}/images.csv")
+        assert metrics["images_attacked"] == len(images) == 30
+        assert 0 < metrics["success_rate"] == pytest.approx(images["success"].mean(), rel=1e-12)
+        assert metrics["steps_median"] == images.loc[images["success"], "steps"].quantile(0.5, interpolation="lower")
+        won = images[images["success"]]
+        if kind == "targeted":
+            assert (won["predicted"] == won["target"]).all() and (images["target"] != images["label"]).all()
+        else:
+            assert (won["predicted"] != won["label"]).all() and (images["target"] == -1).all()
+        saved = load_adversarial(workdir / f"data/adversarial/{kind}.pt", 200, BOUNDS)
+        assert saved["indices"].tolist() == images["index"].tolist()
+        assert {f"plots/attack_{kind}/figures/gallery.png", f"plots/attack_{kind}/figures/grid.png"} <= set(files_under(workdir))
+    assert "gallery index 500 is not in the attacked test images" in capsys.readouterr().err
+    transfer_main(workdir)
+    transfer = json.loads((workdir / "metrics/transfer.json").read_text())
+    sets = pd.read_csv(workdir / "plots/transfer/sets.csv").set_index("set")
+    for kind in ("untargeted", "targeted"):
+        assert sets.loc[kind, "model1_accuracy"] == 0.0
+        assert transfer[kind]["model2_accuracy"] == pytest.approx(sets.loc[kind, "model2_accuracy"], rel=1e-8)
+    assert transfer["targeted"]["model2_target_rate"] == pytest.approx(sets.loc["targeted", "model2_target_rate"], rel=1e-8)
+    assert "plots/transfer/figures/confusion_targeted.png" in files_under(workdir)
+
+
+def test_an_attack_that_never_succeeds_is_a_result_and_transfer_handles_it(workdir):
+    write_params(workdir, params_with(**ATTACK_CHANGES, **{"attack.epsilon": 1e-9}))
+    for kind in ("untargeted", "targeted"):
+        attack_main(workdir, kind)
+        assert json.loads((workdir / f"metrics/attack_{kind}.json").read_text())["success_rate"] == 0.0
+    transfer_main(workdir)
+    assert json.loads((workdir / "metrics/transfer.json").read_text())["untargeted"] == {"model2_accuracy": None}
+
+
+def test_attack_rejects_a_foreign_checkpoint(workdir):
+    torch.save({"weights": torch.zeros(3)}, workdir / "models/model1.pt")
+    with pytest.raises(StageError, match="models/model1.pt: not a checkpoint of this project's CNN"):
+        attack_main(workdir, "untargeted")
+    (workdir / "models/model1.pt").write_bytes(b"corrupt")
+    assert_clean_failure(attack_stage(workdir, "untargeted"), "models/model1.pt: cannot be read as a checkpoint")
+    assert not (workdir / "data/adversarial").exists()
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda t: t.update(labels=t["labels"][:-1]), "must be N-long vectors of one length"),
+    (lambda t: t.update(images=t["images"] + 5), "images must be finite and within (-1.0, 1.0)"),
+    (lambda t: t.update(targets=t["labels"].clone()), "targets must be -1 or a digit other than the label"),
+    (lambda t: t.update(indices=t["indices"] + 10_000), "indices must point into the 200 test images"),
+    (lambda t: t.update(labels=t["labels"] + 10), "labels must be digits 0-9"),
 ])
-def test_attack_bad_params_give_one_line_and_no_outputs(trained, changes, needle):
-    params = params_with(**{"model.channels": [4, 8], "model.hidden": 16, **changes})
-    write_params(trained, params)
-    before = files_under(trained)
-    assert_clean_failure(run_stage("attack", "targeted", cwd=trained), needle)
-    assert files_under(trained) == before
-
-
-def test_attack_rejects_a_checkpoint_of_another_architecture(trained):
-    write_params(trained, params_with(**{"model.channels": [8, 8], "model.hidden": 16}))
-    assert_clean_failure(run_stage("attack", "untargeted", cwd=trained),
-                         "models/model1.pt: weights do not match params 'model'")
+def test_transfer_refuses_an_inconsistent_adversarial_file(tmp_path, damage, needle):
+    n = 4
+    tensors = {"images": torch.zeros(n, 1, 28, 28), "labels": torch.arange(n), "targets": torch.full((n,), -1),
+               "success": torch.ones(n, dtype=torch.bool), "steps": torch.ones(n, dtype=torch.int64),
+               "indices": torch.arange(n)}
+    damage(tensors)
+    save_adversarial(tmp_path / "set.pt", **tensors)
+    with pytest.raises(StageError, match=re.escape(needle)):
+        load_adversarial(tmp_path / "set.pt", 200, BOUNDS)

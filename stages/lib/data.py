@@ -1,4 +1,5 @@
-"""MNIST from one of four sources, as uint8 image tensors and int64 labels.
+"""The data: MNIST from one of four sources (uint8 images, int64 labels), how images enter the
+models (PIXEL_RANGE, to_model_input), and the four XOR points.
 
 - 'mnist': the full set (60,000 / 10,000) through torchvision's dataset class, downloaded from its
   mirrors with MD5 verification into a cache directory and reused from there;
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from stages.lib.config import StageError, warn
+from stages.lib.cli import StageError, warn
 from stages.lib.io import load_tensors
 
 SPLITS = ("train", "test")
@@ -23,6 +24,9 @@ IDX_MAGIC = {"images": 0x00000803, "labels": 0x00000801}
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 SAMPLE_TEST_PER_CLASS = 100
+PIXEL_RANGE = (-1.0, 1.0)  # the seed's pixel range: what the models see and the attacks clip to
+XOR_INPUTS = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.float64)
+XOR_TARGETS = torch.tensor([0, 1, 1, 0], dtype=torch.float64)
 
 
 class MirrorsUnreachable(StageError):
@@ -109,6 +113,8 @@ def read_idx(path, kind):
         )
     if kind == "images" and tuple(dims[1:]) != IMAGE_SHAPE:
         raise StageError(f"{path}: images are {dims[1]}x{dims[2]}, expected 28x28")
+    if count == 0:
+        raise StageError(f"{path}: holds no {kind}; replace it with the original IDX file")
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).view(*dims)
 
 
@@ -134,10 +140,21 @@ def read_idx_directory(directory):
         labels = read_idx(labels_path, "labels").to(torch.int64)
         if len(images) != len(labels):
             raise StageError(f"{labels_path}: {len(labels)} labels for {len(images)} images")
-        if len(labels) and int(labels.max()) >= NUM_CLASSES:
-            raise StageError(f"{labels_path}: label {int(labels.max())} outside 0-9")
+        check_split(labels_path, images, labels)
         splits[split] = (images, labels)
     return splits
+
+
+def check_split(path, images, labels):
+    """At least one image, N x 28 x 28 images with N labels, every label a digit."""
+    if images.dim() != 3 or tuple(images.shape[1:]) != IMAGE_SHAPE or len(images) != len(labels):
+        raise StageError(f"{path}: expected N x 28 x 28 images and N labels, got {tuple(images.shape)} "
+                         f"images and {len(labels)} labels")
+    if len(labels) == 0:
+        raise StageError(f"{path}: holds no images")
+    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        bad = labels[(labels < 0) | (labels >= NUM_CLASSES)][0]
+        raise StageError(f"{path}: label {int(bad)} is not a digit 0-9")
 
 
 def sample_mnist(seed):
@@ -180,7 +197,20 @@ def load_split(data_dir, split):
     """(images uint8 N x 28 x 28, labels int64 N) as written by the fetch_mnist stage."""
     path = split_path(data_dir, split)
     tensors = load_tensors(path, {"images": torch.uint8, "labels": torch.int64})
-    images, labels = tensors["images"], tensors["labels"]
-    if images.dim() != 3 or tuple(images.shape[1:]) != IMAGE_SHAPE or len(images) != len(labels):
-        raise StageError(f"{path}: expected N x 28 x 28 images and N labels; rerun `dvc repro fetch_mnist`")
-    return images, labels
+    check_split(path, tensors["images"], tensors["labels"])
+    return tensors["images"], tensors["labels"]
+
+
+def to_model_input(images):
+    """uint8 images (N x 28 x 28) -> float32 N x 1 x 28 x 28 in PIXEL_RANGE."""
+    low, high = PIXEL_RANGE
+    return (images.to(torch.float32) * ((high - low) / 255.0) + low).unsqueeze(1)
+
+
+def load_model_inputs(data_dir, device):
+    """(train, test), each (model-input images, labels) on device, from the fetch_mnist output."""
+    splits = []
+    for split in SPLITS:
+        images, labels = load_split(data_dir, split)
+        splits.append((to_model_input(images).to(device), labels.to(device)))
+    return tuple(splits)

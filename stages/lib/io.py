@@ -9,12 +9,17 @@ import json
 import math
 import os
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from stages.lib.config import StageError
+from stages.lib.cli import StageError
+
+
+STAGING_PREFIX = ".staging-"
 
 
 def _remove(path):
@@ -24,21 +29,43 @@ def _remove(path):
         path.unlink()
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_staging(folder):
+    """Remove staging folders that a killed run (kill -9) left behind."""
+    for staging in folder.glob(STAGING_PREFIX + "*"):
+        pid = staging.name.removeprefix(STAGING_PREFIX)
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(staging)
+
+
 @contextmanager
 def staged_outputs():
-    """Yield `stage(path) -> temporary path`; all temporaries are renamed to their paths on success.
+    """Yield `stage(path) -> temporary path`; all temporaries replace their paths on success.
 
     The temporary lives in a hidden staging folder beside the output and keeps the output's own
     name, so writers that look at the name (savefig, to_csv, torch.save's archive root) behave
-    exactly as for the final path and the bytes written are the same.
+    exactly as for the final path and the bytes written are the same. The outputs are committed
+    together: if one cannot be put in place, those already replaced are put back as they were.
     """
     staged, staging_dirs = [], set()
 
     def stage(path):
         final = Path(path)
-        staging = final.parent / f".staging-{os.getpid()}"
-        staging.mkdir(parents=True, exist_ok=True)
-        staging_dirs.add(staging)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f"{STAGING_PREFIX}{os.getpid()}"
+        if staging not in staging_dirs:
+            _clean_stale_staging(final.parent)
+            staging.mkdir(exist_ok=True)
+            staging_dirs.add(staging)
         temporary = staging / final.name
         _remove(temporary)
         staged.append((temporary, final))
@@ -46,12 +73,33 @@ def staged_outputs():
 
     try:
         yield stage
-        for temporary, final in staged:
-            _remove(final)
-            os.replace(temporary, final)
+        _commit(staged)
     finally:
         for staging in staging_dirs:
             _remove(staging)
+
+
+def _commit(staged):
+    for _, final in staged:
+        if not os.access(final.parent, os.W_OK) or (final.exists() and not os.access(final, os.W_OK)):
+            raise StageError(f"{final}: cannot be written (permission denied); no output was changed")
+    done = []  # [final, its previous version moved aside or None, replaced]
+    try:
+        for temporary, final in staged:
+            previous = None
+            if final.exists() or final.is_symlink():
+                previous = temporary.parent / f".previous-{final.name}"
+                os.replace(final, previous)
+            done.append([final, previous, False])
+            os.replace(temporary, final)
+            done[-1][2] = True
+    except BaseException:
+        for final, previous, replaced in reversed(done):
+            if replaced:
+                _remove(final)
+            if previous is not None:
+                os.replace(previous, final)
+        raise
 
 
 def _finite_or_none(obj):
@@ -67,6 +115,11 @@ def _finite_or_none(obj):
 def write_json(path, obj):
     """JSON with NaN and inf written as null (strict JSON, readable by `dvc metrics`)."""
     Path(path).write_text(json.dumps(_finite_or_none(obj), indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path, rows):
+    """Rows (dicts or a DataFrame) as CSV, floats with 9 significant digits."""
+    pd.DataFrame(rows).to_csv(path, index=False, float_format="%.9g")
 
 
 def read_json(path):
@@ -108,3 +161,15 @@ def load_tensors(path, expected):
         if dtype is not None and tensors[name].dtype != dtype:
             raise StageError(f"{path}: tensor '{name}' has dtype {tensors[name].dtype}, expected {dtype}")
     return tensors
+
+
+RUN_LOG = "logs/runs.jsonl"
+
+
+def log_run(stage_name, **figures):
+    """Append wall-clock figures (seconds, images/s: they change from run to run) to the git-ignored
+    run log, so that DVC-tracked outputs stay byte-identical on a rerun."""
+    record = {"stage": stage_name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **figures}
+    Path(RUN_LOG).parent.mkdir(parents=True, exist_ok=True)
+    with open(RUN_LOG, "a") as log:
+        log.write(json.dumps(_finite_or_none(record)) + "\n")

@@ -1,10 +1,13 @@
-"""The networks: the MNIST CNN of Problems 3 and 4, and the batched 2-2-1 XOR network of Problem 2."""
+"""The networks: the MNIST CNN of Problems 3 and 4 (with its self-describing checkpoints, predict and
+evaluate), and the batched 2-2-1 XOR network of Problem 2."""
+from pathlib import Path
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from stages.lib import config
+from stages.lib.cli import StageError
 from stages.lib.data import NUM_CLASSES
-from stages.lib.io import load_tensors
 
 ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda h: h}
 
@@ -56,25 +59,48 @@ def xor_logits(params, x, activation):
     return (h @ params["w2"]).squeeze(-1) + params["b2"]
 
 
-def cnn_spec(params):
-    """The CNN's layer sizes from params `model`, validated."""
-    channels = config.number_list(params, "model.channels", integer=True, low=1)
-    if len(channels) > 4:
-        raise config.StageError(f"params.yaml: 'model.channels' allows at most 4 conv blocks on 28 x 28 images, got {len(channels)}")
-    kernel_size = config.number(params, "model.kernel_size", integer=True, low=1)
-    if kernel_size % 2 == 0:
-        raise config.StageError(f"params.yaml: 'model.kernel_size' must be odd (same padding), got {kernel_size}")
-    return {"channels": channels, "kernel_size": kernel_size,
-            "hidden": config.number(params, "model.hidden", integer=True, low=1)}
+def save_cnn(model, spec, path):
+    """A checkpoint that describes itself: the architecture arguments beside the weights."""
+    torch.save({"spec": {"channels": list(spec["channels"]), "kernel_size": spec["kernel_size"],
+                         "hidden": spec["hidden"]}, "state_dict": model.state_dict()}, path)
 
 
-def load_cnn(params, name, device):
-    """The trained CNN `name` (a key of train.models) from models/<name>.pt, in eval mode."""
-    path = f"models/{name}.pt"
-    model = mnist_cnn(**cnn_spec(params))
-    state = load_tensors(path, {key: None for key in model.state_dict()})
+def load_cnn(path, device):
+    """The CNN saved by save_cnn at path, in eval mode; a foreign or corrupt file is a StageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise StageError(f"{path}: not found; train it first (`dvc repro`; the name must be in train.models)")
     try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise config.StageError(f"{path}: weights do not match params 'model'; rerun `dvc repro train@{name}`") from None
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or unsafe files
+        raise StageError(f"{path}: cannot be read as a checkpoint ({type(error).__name__}); "
+                         "delete it and rerun `dvc repro`") from None
+    try:
+        spec = checkpoint["spec"]
+        model = mnist_cnn(list(spec["channels"]), int(spec["kernel_size"]), int(spec["hidden"]))
+        model.load_state_dict(checkpoint["state_dict"])
+    except Exception:  # a dict of other keys, other shapes, or not a dict at all
+        raise StageError(f"{path}: not a checkpoint of this project's CNN (expected 'spec' and 'state_dict' "
+                         "that match); rerun the stage that trains it") from None
     return model.to(device).eval()
+
+
+@torch.no_grad()
+def predict(model, images, batch_size):
+    """Predicted labels of model-input images (an empty batch gives an empty tensor)."""
+    model.eval()
+    labels = [model(images[s:s + batch_size]).argmax(1) for s in range(0, len(images), batch_size)]
+    return torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=images.device)
+
+
+@torch.no_grad()
+def evaluate(model, images, labels, batch_size):
+    """(mean cross-entropy, accuracy) of model on model-input images."""
+    model.eval()
+    loss, correct = torch.zeros((), device=images.device), torch.zeros((), device=images.device)
+    for start in range(0, len(labels), batch_size):
+        logits = model(images[start:start + batch_size])
+        y = labels[start:start + batch_size]
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+    return loss.item() / len(labels), correct.item() / len(labels)

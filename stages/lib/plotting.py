@@ -8,8 +8,8 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
+from stages.lib.data import PIXEL_RANGE, XOR_INPUTS, XOR_TARGETS  # noqa: E402
 from stages.lib.models import xor_hidden, xor_logits  # noqa: E402
-from stages.lib.training import PIXEL_RANGE, XOR_INPUTS, XOR_TARGETS  # noqa: E402
 
 DPI = 110
 POINT_COLORS = np.array(["tab:blue", "tab:red"])
@@ -106,7 +106,9 @@ def boundary_animation(snapshots, activation, path, fps=8):
 
 
 def hidden_view(params, activation, path):
-    """The four points in hidden space (h1, h2) with the output layer's line w2·h + b2 = 0."""
+    """The four points in hidden space (h1, h2) with the output layer's line w2·h + b2 = 0.
+
+    Drawn for networks of two hidden units (the seed's 2-2-1)."""
     h = xor_hidden(params, XOR_INPUTS, activation)[0].numpy()
     w, b = params["w2"][0, :, 0].numpy(), params["b2"][0, 0].item()
     fig, ax = plt.subplots(figsize=(4.5, 4.5))

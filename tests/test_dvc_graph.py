@@ -1,0 +1,151 @@
+"""The pipeline's dependency graph is exact: every stage depends on each project module its command
+imports (directly or not) and no other, and on every params key it reads."""
+import ast
+import importlib
+import inspect
+import shlex
+from pathlib import Path
+
+import pytest
+
+from stages.lib.params import Section, load_params
+from tests.conftest import ROOT
+
+
+def module_file(name):
+    """The file of a project module, or None if `name` is not one (e.g. a function imported from one)."""
+    path = ROOT / Path(*name.split("."))
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return None
+
+
+def imported_modules(path):
+    """Project modules (stages.*) that the file imports anywhere in it."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "stages"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "stages":
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names
+                      if module_file(f"{node.module}.{alias.name}")}
+    return found
+
+
+def is_docstring_only(path):
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
+def import_closure(module):
+    """Files of every project module that running `python -m module` executes, as repo-relative paths.
+    Package __init__ files that hold only a docstring run no code and are left out."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # its packages run first
+        todo += imported_modules(path)
+    return {str(p.relative_to(ROOT)) for p in seen if not (p.name == "__init__.py" and is_docstring_only(p))}
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """Every stage of dvc.yaml as DVC resolves it (foreach and matrix expanded), read in a copy."""
+    import shutil
+    import subprocess
+
+    from dvc.repo import Repo
+
+    copy = tmp_path_factory.mktemp("graph")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, copy / name)
+    shutil.copytree(ROOT / ".dvc", copy / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+    return list(Repo(str(copy)).index.stages)
+
+
+def code_deps(stage):
+    return {str(d.def_path) for d in stage.deps if str(d.def_path).endswith(".py")}
+
+
+def params_deps(stage):
+    return {key for d in stage.deps if hasattr(d, "params") and d.params for key in d.params}
+
+
+def test_the_library_package_init_runs_no_code():
+    assert is_docstring_only(ROOT / "stages/lib/__init__.py"), "stages/lib/__init__.py runs code: add it to the deps"
+
+
+def test_every_stage_depends_on_exactly_the_code_it_runs(stages):
+    problems = []
+    for stage in stages:
+        argv = shlex.split(stage.cmd)
+        assert argv[:2] == ["python", "-m"], f"{stage.name}: cmd must be `python -m stages.<module>`"
+        needed, declared = import_closure(argv[2]), code_deps(stage)
+        problems += [f"{stage.name}: missing dep {f}" for f in sorted(needed - declared)]
+        problems += [f"{stage.name}: dep {f} is code it never runs" for f in sorted(declared - needed)]
+    assert not problems, "\n".join(problems)
+
+
+def recorded_reads(read_params, args, monkeypatch):
+    """The params keys (dotted, to the leaf) that read_params(params, *args) reads."""
+    params = load_params(ROOT / "params.yaml")
+    prefixes = {}
+
+    def walk(node, prefix):
+        prefixes[id(node)] = prefix
+        for name in type(node).model_fields:
+            value, key = getattr(node, name), f"{prefix}.{name}" if prefix else name
+            children = value.items() if isinstance(value, dict) else [(None, value)]
+            for child_name, child in children:
+                if isinstance(child, Section):
+                    walk(child, key if child_name is None else f"{key}.{child_name}")
+
+    walk(params, "")
+    reads = set()
+
+    def recording(self, name):
+        value = object.__getattribute__(self, name)
+        if name in type(self).model_fields:
+            values = value.values() if isinstance(value, dict) else [value]
+            if not any(isinstance(v, Section) for v in values):
+                prefix = prefixes[id(self)]
+                reads.add(f"{prefix}.{name}" if prefix else name)
+        return value
+
+    monkeypatch.setattr(Section, "__getattribute__", recording)
+    read_params(params, *args)
+    monkeypatch.undo()
+    return reads
+
+
+def test_every_params_key_a_stage_reads_is_in_its_params(stages, monkeypatch):
+    problems = []
+    for stage in stages:
+        argv = shlex.split(stage.cmd)
+        module = importlib.import_module(argv[2])
+        positional = [a for a in argv[3:4] if not a.startswith("-")]
+        read_params = module.read_params
+        args = positional[:len(inspect.signature(read_params).parameters) - 1]
+        reads = recorded_reads(read_params, args, monkeypatch)
+        assert reads, f"{stage.name}: read_params read nothing"
+        declared = params_deps(stage)
+        problems += [f"{stage.name}: reads params '{key}' that dvc.yaml does not list"
+                     for key in sorted(reads)
+                     if not any(key == d or key.startswith(d + ".") for d in declared)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_recorder_sees_what_a_stage_reads(monkeypatch):
+    from stages import train
+    reads = recorded_reads(train.read_params, ["model2"], monkeypatch)
+    assert "train.models.model2.seed" in reads and "model.channels" in reads
+    assert not any(key.startswith("train.models.model1") for key in reads)

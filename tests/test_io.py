@@ -1,0 +1,97 @@
+"""Outputs are committed together or not at all, and every failure is one line."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from stages.lib import cli
+from stages.lib.io import staged_outputs
+from tests.conftest import ROOT
+
+
+def test_staged_outputs_leave_nothing_behind_on_failure(tmp_path):
+    (tmp_path / "old.txt").write_text("previous run")
+    with pytest.raises(RuntimeError):
+        with staged_outputs() as stage:
+            stage(tmp_path / "old.txt").write_text("new")
+            (stage(tmp_path / "dir") / "").mkdir()
+            raise RuntimeError("failed half way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
+    assert (tmp_path / "old.txt").read_text() == "previous run"
+    with staged_outputs() as stage:
+        stage(tmp_path / "old.txt").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
+    assert (tmp_path / "old.txt").read_text() == "new"
+
+
+def test_staged_torch_files_are_byte_identical_across_runs(tmp_path):
+    import torch
+
+    written = []
+    for _ in range(2):
+        with staged_outputs() as stage:
+            torch.save({"w": torch.arange(6.0)}, stage(tmp_path / "model.pt"))
+        written.append((tmp_path / "model.pt").read_bytes())
+    assert written[0] == written[1]
+
+
+def test_a_failed_rename_puts_back_what_was_already_replaced(tmp_path, monkeypatch):
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (tmp_path / name).write_text(f"old {name}")
+    real_replace = os.replace
+
+    def failing_replace(source, target):
+        if str(target).endswith("c.txt") and ".staging-" in str(source) and ".previous-" not in str(source):
+            raise OSError(28, "No space left on device", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        with staged_outputs() as stage:
+            for name in ("a.txt", "b.txt", "c.txt"):
+                stage(tmp_path / name).write_text(f"new {name}")
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "a.txt": "old a.txt", "b.txt": "old b.txt", "c.txt": "old c.txt"}
+
+
+def test_staging_folders_of_killed_runs_are_cleaned_at_the_next_start(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".staging-{dead.stdout.strip()}"
+    stale.mkdir()
+    (stale / "half-written.json").write_text("{")
+    with staged_outputs() as stage:
+        stage(tmp_path / "out.txt").write_text("done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+@pytest.mark.parametrize("raised, status, line", [
+    (cli.StageError("params.yaml: 'x' is bad"), 2, "error: params.yaml: 'x' is bad"),
+    (OSError(28, "No space left on device", "metrics/x.json"), 2, "error: metrics/x.json: No space left on device"),
+    (PermissionError(13, "Permission denied", "plots/x"), 2, "error: plots/x: Permission denied"),
+    (KeyboardInterrupt(), 130, "error: interrupted; no outputs were written"),
+])
+def test_every_failure_is_one_line_and_a_status(capsys, raised, status, line):
+    def main():
+        raise raised
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(main)
+    assert exit_.value.code == status
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_ctrl_c_in_a_real_stage_is_one_line_and_130(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "stages.xor"], cwd=tmp_path, env=env,
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    time.sleep(4)  # past the imports, into training
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "error: interrupted; no outputs were written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -1,0 +1,145 @@
+"""params.yaml validation: typed sections read as DVC reads them, one line naming the key."""
+import copy
+
+import pytest
+from dvc.utils.hydra import apply_overrides
+
+from stages.lib.cli import StageError
+from stages.lib.params import Params, Section, load_params
+from tests.conftest import DEFAULT_PARAMS, ROOT, assert_clean_failure, load_params_with, params_with, run_stage, write_params
+
+
+def test_the_committed_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.train.models["model1"].seed == 1 and params.sweep.extra.lr == [1e-05]
+    assert len(params.sweep.points()) == 10
+
+
+def numeric_leaves(model, prefix=""):
+    """(dotted key, is_integer) of every numeric param, lists included."""
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            yield from numeric_leaves(annotation, key + ".")
+        elif "float" in str(annotation) and "Literal" not in str(annotation):
+            yield key
+
+
+FLOAT_KEYS = sorted(set(numeric_leaves(Params)))
+SPELLINGS = ["1e-5", "1e-05", "1.0e9", ".5"]
+
+
+def test_the_float_keys_are_found():
+    assert {"train.lr", "sweep.lr", "sweep.extra.lr", "loss_surfaces.step", "attack.epsilon"} <= set(FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key, spellings=SPELLINGS):
+    """`dvc exp run -S key=value` rewrites params.yaml with DVC's own code (apply_overrides); every
+    spelling is then read as the number it is: accepted, or refused for its range, never as a string."""
+    default = params_with()
+    node = default
+    for part in key.split("."):
+        node = node[part]
+    is_list = isinstance(node, list) and key.split(".")[-1] not in ("w_range", "b_range")
+    for spelling in spellings:
+        path = write_params(tmp_path, default)
+        value = f"[{spelling}]" if is_list else f"[{spelling},4.0]" if key.endswith("_range") else spelling
+        apply_overrides(path, [f"{key}={value}"])
+        try:
+            params = load_params(path)
+        except StageError as error:
+            # refused for its range (or, for sweep.lr, for repeating the extra point), never as a string
+            assert "valid number" not in str(error) and f"'{key.split('.')[0]}" in str(error), str(error)
+            continue
+        loaded = params
+        for part in key.split("."):
+            loaded = getattr(loaded, part)
+        assert (loaded[0] if isinstance(loaded, list) else loaded) == float(spelling), (key, spelling)
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"train.lerning_rate": 0.1}, "unknown key 'train.lerning_rate'; train allows: epochs, batch_size, lr,"),
+    ({"trian": {"epochs": 1}}, "unknown key 'trian'; the top level allows: device, threads, data,"),
+    ({"train.models.model1.sed": 3}, "unknown key 'train.models.model1.sed'; train.models.model1 allows: seed"),
+    ({"train.lr": -0.01}, "'train.lr' must be greater than 0, got -0.01"),
+    ({"train.lr": "fast"}, "'train.lr' must be a valid number, got 'fast'"),
+    ({"train.epochs": True}, "'train.epochs' must be a valid integer, got True"),
+    ({"train.batch_size": 0}, "'train.batch_size' must be greater than or equal to 1, got 0"),
+    ({"train.models": {}}, "'train.models' must have at least 1 item"),
+    ({"train.models": {"model 1": {"seed": 1}}}, "'train.models.model 1' must match pattern '^[A-Za-z0-9_]+$'"),
+    ({"train.momentum": 1.0}, "'train.momentum' must be less than 1"),
+    ({"model.kernel_size": 4}, "'model.kernel_size' must be odd (same padding), got 4"),
+    ({"model.channels": [100000]}, "'model.channels[0]' must be less than or equal to 512, got 100000"),
+    ({"model.channels": [8, 8, 8, 8, 8]}, "'model.channels' must have at most 4 items"),
+    ({"loss_surfaces.step": 0.00001}, "'loss_surfaces.step' gives 1000001 points along w_range; at most 2001"),
+    ({"loss_surfaces.w_range": [5, -5]}, "'loss_surfaces.w_range' must be [low, high] with low < high"),
+    ({"loss_surfaces.y": 1.5}, "'loss_surfaces.y' must be less than or equal to 1"),
+    ({"xor.activation": "softsign"}, "'xor.activation' must be 'tanh', 'sigmoid' or 'relu', got 'softsign'"),
+    ({"xor.snapshot_epochs": [0, 5000]}, "'xor.snapshot_epochs' must be epochs in 0..xor.epochs (2000), got 5000"),
+    ({"xor.epochs": 1000000000}, "'xor.n_seeds' with xor.epochs 1,000,000,000 records 101,000,000,101 losses"),
+    ({"xor.hidden": 0}, "'xor.hidden' must be greater than or equal to 1"),
+    ({"sweep.lr": [0.1, "fast"]}, "'sweep.lr[1]' must be a valid number, got 'fast'"),
+    ({"sweep.lr": [0.1, 0.1]}, "'sweep.lr' must not repeat a value, got [0.1, 0.1]"),
+    ({"sweep.lr": []}, "'sweep.lr' must have at least 1 item"),
+    ({"sweep.extra.batch_size": [32], "sweep.extra.lr": [0.1]}, "'sweep.extra' repeats the grid's point 32-0.1"),
+    ({"attack.epsilon": -0.1}, "'attack.epsilon' must be greater than 0"),
+    ({"attack.max_steps": 0}, "'attack.max_steps' must be greater than or equal to 1"),
+    ({"attack.gallery.targeted": [-1]}, "'attack.gallery.targeted[0]' must be greater than or equal to 0"),
+    ({"data.download_timeout": float("inf")}, "'data.download_timeout' must be a finite number"),
+    ({"data.seed": "zero"}, "'data.seed' must be a valid integer"),
+    ({"device": "tpu"}, "'device' must be 'auto', 'cpu' or 'cuda'"),
+    ({"threads": 0}, "'threads' must be 'auto' or an integer >= 1, got 0"),
+    ({"threads": "many"}, "'threads' must be 'auto' or an integer >= 1, got 'many'"),
+])
+def test_bad_params_are_one_line_naming_the_key(tmp_path, changes, needle):
+    with pytest.raises(StageError) as error:
+        load_params_with(tmp_path, **changes)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("params.yaml: ")
+    assert needle in message
+
+
+def test_a_missing_key_is_named(tmp_path):
+    params = copy.deepcopy(DEFAULT_PARAMS)
+    del params["attack"]["seed"]
+    with pytest.raises(StageError, match=r"^params.yaml: missing key 'attack.seed'$"):
+        load_params(write_params(tmp_path, params))
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "cache").write_text("not a folder")
+    with pytest.raises(StageError, match="'data.cache_dir' must be a directory"):
+        load_params_with(tmp_path, **{"data.cache_dir": str(tmp_path / "cache")})
+
+
+def test_a_key_written_twice_is_refused(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("  lr: 0.1\n", "  lr: 0.1\n  lr: 0.5\n", 1)
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(StageError, match=r"line \d+: found duplicate key \"lr\""):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_threads_auto_or_a_count(tmp_path):
+    assert load_params_with(tmp_path).threads == "auto"
+    assert load_params_with(tmp_path, threads=3).threads == 3
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("data: [unclosed\n", "params.yaml: not valid YAML"),
+    ("- a list\n", "params.yaml: expected a mapping of sections"),
+])
+def test_the_command_line_contract_one_line_and_exit_2(tmp_path, text, needle):
+    (tmp_path / "params.yaml").write_text(text)
+    result = run_stage("loss_surfaces", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_clean_failure(result, needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_a_bad_value_on_the_command_line_exits_2_before_any_work(tmp_path):
+    write_params(tmp_path, params_with(**{"sweep.lr": [0.1, "fast"]}))
+    result = run_stage("sweep", "--data", "data/mnist", "--batch-size", "32", "--lr", "fast", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_clean_failure(result, "params.yaml: 'sweep.lr[1]' must be a valid number, got 'fast'")

@@ -4,12 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
+# `dvc plots show/diff` render offline through this template (.dvc/config), made from the pinned
+# vl-convert-python's bundle of Vega, Vega-Lite and Vega-Embed (git-ignored, rebuilt here)
+PLOTS_TEMPLATE := .dvc/plots/offline.html
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install repro test bench lock
+.PHONY: install repro test bench lock mnist
 
-install: $(STAMP)
+install: $(STAMP) $(PLOTS_TEMPLATE)
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
@@ -19,13 +22,22 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip check
 	touch $(STAMP)
 
-repro: $(STAMP)
+$(PLOTS_TEMPLATE): $(STAMP) stages/report.py stages/lib/report.py
+	python -m stages.report --dvc-template $(PLOTS_TEMPLATE)
+
+repro: install
 	dvc repro
 
-test: $(STAMP)
+test: install
 	python -m pytest
 
-bench: $(STAMP)
+# Install the four MNIST files you already have (plain or .gz, checked against the official
+# checksums) where `dvc repro` finds them without a network: make mnist FROM=/path/to/folder
+mnist: install
+	@test -n "$(FROM)" || { echo "usage: make mnist FROM=<folder with the four MNIST IDX files>"; exit 2; }
+	python -m stages.fetch_mnist --import "$(FROM)"
+
+bench: install
 	python benchmarks/train_throughput.py
 	python benchmarks/attack_throughput.py
 

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, count_flops, matmul_peak_gflops, model_from_params, params  # noqa: E402
 from stages.lib.attacks import sign_gradient_attack  # noqa: E402
-from stages.lib.data import PIXEL_RANGE, load_split, sample_mnist, to_model_input  # noqa: E402
+from stages.lib.data import PIXEL_RANGE, load_split, to_model_input  # noqa: E402
+from stages.lib.mnist import sample_mnist  # noqa: E402
 from stages.lib.models import load_cnn, predict  # noqa: E402
 from stages.lib.training import train_classifier  # noqa: E402
 

@@ -2,6 +2,7 @@
 import copy
 import gzip
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -148,13 +149,16 @@ class DvcProject:
 
 @pytest.fixture
 def dvc_project(tmp_path):
-    import shutil
+    return make_dvc_project(tmp_path)
 
+
+def make_dvc_project(tmp_path):
     path = tmp_path / "repo"
     path.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         if (ROOT / name).exists():
             shutil.copy(ROOT / name, path / name)
+    shutil.copytree(ROOT / "reference", path / "reference")
     shutil.copytree(ROOT / ".dvc", path / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     shutil.copytree(ROOT / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     project = DvcProject(path)
@@ -162,3 +166,43 @@ def dvc_project(tmp_path):
     project.run("git", "add", "-A")
     project.run("git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy")
     return project
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_offline(page, workdir):
+    """(DOM after the page's scripts ran, screenshot path) of an HTML file in headless Chromium with
+    the network off (a fresh network namespace when possible). Skips the test where Chromium is missing."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    no_network = ["unshare", "--net"] if shutil.which("unshare") and subprocess.run(
+        ["unshare", "--net", "true"], capture_output=True).returncode == 0 else []
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={workdir / 'chromium-profile'}", "--virtual-time-budget=20000",
+             "--window-size=1280,2400", "--hide-scrollbars"]
+    url = Path(page).resolve().as_uri()
+    dom = subprocess.run([*no_network, CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    screenshot = workdir / "screenshot.png"
+    shot = subprocess.run([*no_network, CHROMIUM, *flags, f"--screenshot={screenshot}", url], capture_output=True,
+                          text=True, timeout=180)
+    assert shot.returncode == 0 and screenshot.is_file(), shot.stderr[-2000:]
+    return dom.stdout, screenshot
+
+
+def assert_no_network_references(text):
+    """No script, stylesheet or image is loaded from http(s)."""
+    import re
+
+    loads = re.findall(r"<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(https?:)", text, re.IGNORECASE)
+    assert not loads, f"{len(loads)} network references"
+
+
+def assert_not_blank(screenshot):
+    from PIL import Image, ImageStat
+
+    image = Image.open(screenshot).convert("L")
+    assert ImageStat.Stat(image).stddev[0] > 5, "the screenshot is blank"

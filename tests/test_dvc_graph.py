@@ -136,8 +136,8 @@ def test_every_params_key_a_stage_reads_is_in_its_params(stages, monkeypatch):
         read_params = module.read_params
         args = positional[:len(inspect.signature(read_params).parameters) - 1]
         reads = recorded_reads(read_params, args, monkeypatch)
-        assert reads, f"{stage.name}: read_params read nothing"
         declared = params_deps(stage)
+        assert reads or not declared, f"{stage.name}: read_params reads nothing, but dvc.yaml lists params"
         problems += [f"{stage.name}: reads params '{key}' that dvc.yaml does not list"
                      for key in sorted(reads)
                      if not any(key == d or key.startswith(d + ".") for d in declared)]

@@ -1,6 +1,7 @@
 """Stage fetch_mnist: the download path against a local HTTP server, the directory and sample
 sources, the auto fallback, and every bad input."""
 import functools
+import gzip
 import hashlib
 import http.server
 import json
@@ -14,9 +15,16 @@ import torchvision
 
 from stages import fetch_mnist
 from stages.lib.cli import StageError
-from stages.lib.data import load_split, read_idx
-from tests.conftest import (assert_clean_failure, files_under, params_with, run_stage, synthetic_digits,
-                            write_idx_dir, write_params)
+from stages.lib.data import load_split
+from stages.lib.mnist import read_idx, sample_mnist
+from tests.conftest import (
+    assert_clean_failure,
+    params_with,
+    run_stage,
+    synthetic_digits,
+    write_idx_dir,
+    write_params,
+)
 
 OUT = ["--out", "data/mnist"]
 
@@ -100,8 +108,7 @@ def test_sample_source_is_stratified_seeded_and_shuffled(tmp_path, monkeypatch):
     assert len(set(labels[:20].tolist())) > 3  # not sorted by class
     fetch(tmp_path, monkeypatch, **{"data.source": "sample"})
     assert (tmp_path / "data/mnist/test.pt").read_bytes() == first
-    fetch(tmp_path, monkeypatch, **{"data.source": "sample", "data.seed": 1})
-    assert (tmp_path / "data/mnist/test.pt").read_bytes() != first
+    assert not torch.equal(sample_mnist(1)["test"][1], labels)
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -147,19 +154,53 @@ def bad_source(tmp_path, name):
     ("wrong magic", "wrong magic"),
     ("bad gzip", "t10k-labels-idx1-ubyte.gz: cannot be read"),
 ])
-def test_cli_bad_files_give_one_line_and_no_outputs(tmp_path, broken, needle):
-    write_params(tmp_path, params_with(**{"data.source": bad_source(tmp_path, broken)}))
-    assert_clean_failure(run_stage("fetch_mnist", *OUT, cwd=tmp_path), needle)
+def test_bad_files_are_named_and_nothing_is_written(tmp_path, monkeypatch, broken, needle):
+    source = bad_source(tmp_path, broken)
+    with pytest.raises(StageError, match=needle):
+        fetch(tmp_path, monkeypatch, **{"data.source": source})
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
-def test_a_source_that_is_no_directory_is_named(tmp_path, monkeypatch):
-    with pytest.raises(StageError, match="'data.source' is 'mnits', which is neither auto, mnist, sample"):
-        fetch(tmp_path, monkeypatch, **{"data.source": "mnits"})
-    assert files_under(tmp_path) == ["params.yaml"]
+def test_the_command_line_gives_one_line_and_exit_2_for_a_bad_file(tmp_path):
+    write_params(tmp_path, params_with(**{"data.source": bad_source(tmp_path, "truncated")}))
+    result = run_stage("fetch_mnist", *OUT, cwd=tmp_path)
+    assert result.returncode == 2
+    assert_clean_failure(result, "t10k-labels-idx1-ubyte: truncated or padded IDX file")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
-def test_an_idx_directory_without_images_is_refused(tmp_path, monkeypatch):
-    write_idx_dir(tmp_path / "idx", n_test=0)
-    with pytest.raises(StageError, match="t10k-images-idx3-ubyte: holds no images"):
-        fetch(tmp_path, monkeypatch, **{"data.source": str(tmp_path / "idx")})
+def test_import_installs_checked_files_where_auto_finds_them_offline(tmp_path, monkeypatch):
+    from stages.lib import mnist
+
+    files = write_idx_dir(tmp_path / "have", gz=True)
+    monkeypatch.setattr(mnist, "OFFICIAL_MD5", {name.removesuffix(".gz"): hashlib.md5(gzip.decompress(data)).hexdigest()
+                                                for name, data in files.items()})
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{unused_port()}/"])
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, params_with(**{"data.cache_dir": str(tmp_path / "cache")}))
+    fetch_mnist.main(["--import", str(tmp_path / "have")])
+    assert sorted(p.name for p in (tmp_path / "cache/MNIST/raw").iterdir()) == sorted(n.removesuffix(".gz") for n in files)
+    metrics = fetch(tmp_path, monkeypatch)  # auto, mirrors unreachable: the imported files are used
+    assert metrics == {"source": "mnist", "official": True, "n_train": 60, "n_test": 20}
+    imported = (tmp_path / "data/mnist/train.pt").read_bytes()
+    # the same bytes as reading the folder directly (and as a download, which torchvision unpacks alike)
+    assert fetch(tmp_path, monkeypatch, **{"data.source": str(tmp_path / "have")})["official"] is True
+    assert (tmp_path / "data/mnist/train.pt").read_bytes() == imported
+
+
+@pytest.mark.parametrize("damage", ["other digits", "truncated"])
+def test_import_refuses_files_that_are_not_the_official_ones(tmp_path, monkeypatch, damage):
+    write_idx_dir(tmp_path / "have")
+    if damage == "truncated":
+        from stages.lib import mnist
+
+        monkeypatch.setattr(mnist, "OFFICIAL_MD5", {
+            p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (tmp_path / "have").iterdir()})
+        path = tmp_path / "have/t10k-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:-100])
+    write_params(tmp_path, params_with(**{"data.cache_dir": str(tmp_path / "cache")}))
+    monkeypatch.chdir(tmp_path)
+    name = "train-images-idx3-ubyte" if damage == "other digits" else "t10k-images-idx3-ubyte"
+    with pytest.raises(StageError, match=f"{name}: not the official {name} .*; nothing was imported"):
+        fetch_mnist.main(["--import", str(tmp_path / "have")])
+    assert not (tmp_path / "cache").exists()

@@ -6,7 +6,15 @@ from dvc.utils.hydra import apply_overrides
 
 from stages.lib.cli import StageError
 from stages.lib.params import Params, Section, load_params
-from tests.conftest import DEFAULT_PARAMS, ROOT, assert_clean_failure, load_params_with, params_with, run_stage, write_params
+from tests.conftest import (
+    DEFAULT_PARAMS,
+    ROOT,
+    assert_clean_failure,
+    load_params_with,
+    params_with,
+    run_stage,
+    write_params,
+)
 
 
 def test_the_committed_params_are_valid():
@@ -130,12 +138,10 @@ def test_threads_auto_or_a_count(tmp_path):
     ("data: [unclosed\n", "params.yaml: not valid YAML"),
     ("- a list\n", "params.yaml: expected a mapping of sections"),
 ])
-def test_the_command_line_contract_one_line_and_exit_2(tmp_path, text, needle):
+def test_a_file_that_is_no_params_mapping_is_named(tmp_path, text, needle):
     (tmp_path / "params.yaml").write_text(text)
-    result = run_stage("loss_surfaces", cwd=tmp_path)
-    assert result.returncode == 2
-    assert_clean_failure(result, needle)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    with pytest.raises(StageError, match=needle):
+        load_params(tmp_path / "params.yaml")
 
 
 def test_a_bad_value_on_the_command_line_exits_2_before_any_work(tmp_path):

@@ -11,8 +11,16 @@ from stages.attack import gallery_positions
 from stages.lib.attacks import load_adversarial, random_targets, save_adversarial, sign_gradient_attack
 from stages.lib.cli import StageError
 from stages.lib.data import to_model_input
-from tests.conftest import (assert_clean_failure, files_under, make_mnist_dir, params_with, run_main, run_stage,
-                            synthetic_digits, write_params)
+from tests.conftest import (
+    assert_clean_failure,
+    files_under,
+    make_mnist_dir,
+    params_with,
+    run_main,
+    run_stage,
+    synthetic_digits,
+    write_params,
+)
 
 BOUNDS = (-1.0, 1.0)
 

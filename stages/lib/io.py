@@ -18,7 +18,6 @@ import torch
 
 from stages.lib.cli import StageError
 
-
 STAGING_PREFIX = ".staging-"
 
 

@@ -5,7 +5,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torchvision  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
 from stages.lib.data import PIXEL_RANGE, XOR_INPUTS, XOR_TARGETS  # noqa: E402
@@ -186,6 +185,8 @@ def adversarial_gallery(examples, path):
 
 def image_grid(images, path, nrow=16):
     """A grid of N x 28 x 28 images in PIXEL_RANGE (torchvision's make_grid)."""
+    import torchvision  # here, not at the top: importing it costs every stage ~2 s of start-up
+
     grid = torchvision.utils.make_grid(images.unsqueeze(1), nrow=nrow, padding=2, normalize=True,
                                        value_range=PIXEL_RANGE, pad_value=1.0)
     torchvision.utils.save_image(grid, path)

@@ -51,7 +51,8 @@ def figure(path, caption, width=None):
             image = image.resize((MAX_FIGURE_WIDTH, round(image.height * MAX_FIGURE_WIDTH / image.width)),
                                  Image.LANCZOS)
         buffer = io.BytesIO()
-        image.quantize(256, dither=Image.Dither.NONE).save(buffer, format="PNG", optimize=True)
+        image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+            buffer, format="PNG", compress_level=9)
         data, mime = buffer.getvalue(), "image/png"
     uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
     style = f' style="width: {width}px"' if width else ""

@@ -5,12 +5,18 @@ seeded permutation. The conventional path is torchvision's datasets.MNIST (PIL i
 ToTensor and Normalize through a DataLoader. Same model, batch size, thread count and images.
 Prints images/s of both, their ratio, and achieved GFLOP/s against a matmul peak measured here.
 
+With --full DIR (a fetch_mnist output folder, e.g. data/mnist after `make mnist`), it instead trains
+the CNN of params.yaml on that whole training set with train@model1's settings and prints images/s
+per epoch, to show whether throughput falls with the size of the data or late in training.
+
     python benchmarks/train_throughput.py [--batch-size 64] [--images 8192]
+    python benchmarks/train_throughput.py --full data/mnist [--epochs 10]
 """
 import argparse
 import struct
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -19,8 +25,8 @@ import torchvision
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import best_of, count_flops, matmul_peak_gflops, model_from_params  # noqa: E402
-from stages.lib.data import to_model_input  # noqa: E402
+from benchmarks.common import best_of, count_flops, matmul_peak_gflops, model_from_params, params  # noqa: E402
+from stages.lib.data import load_model_inputs, to_model_input  # noqa: E402
 from stages.lib.training import train_classifier  # noqa: E402
 
 
@@ -68,11 +74,32 @@ def training_step_flops(batch_size):
     return count_flops(lambda: F.cross_entropy(model(x), y).backward()) / batch_size
 
 
+def full_scale(data_dir, epochs):
+    """images/s of each epoch of train@model1's training on the whole set in data_dir."""
+    p = params().train
+    (images, labels), test = load_model_inputs(data_dir, torch.device("cpu"))
+    model = model_from_params(seed=p.models["model1"].seed)
+    flops, peak = training_step_flops(p.batch_size), matmul_peak_gflops()
+    print(f"{len(labels)} training images, batch size {p.batch_size}, lr {p.lr}, threads {torch.get_num_threads()}, "
+          f"matmul peak {peak:.1f} GFLOP/s")
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        history, _ = train_classifier(model, (images, labels), test, epochs=1, batch_size=p.batch_size, lr=p.lr,
+                                      momentum=p.momentum, seed=epoch, eval_batch_size=p.eval_batch_size, desc=None)
+        per_s = len(labels) / (time.perf_counter() - start)
+        print(f"epoch {epoch:3d}: {per_s:7.0f} images/s ({per_s * flops / 1e9 / peak:.0%} of the matmul peak, "
+              f"evaluation on the test set included); test accuracy {history[0]['test_acc']:.4f}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--images", type=int, default=8192)
+    parser.add_argument("--full", metavar="DIR", help="per-epoch throughput on the whole training set in DIR")
+    parser.add_argument("--epochs", type=int, default=10, help="with --full")
     args = parser.parse_args()
+    if args.full:
+        return full_scale(args.full, args.epochs)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.images, 28, 28), generator=generator, dtype=torch.uint8)
     labels = torch.randint(0, 10, (args.images,), generator=generator)

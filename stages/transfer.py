@@ -41,6 +41,9 @@ def main(argv=None):
     use_threads(p["threads"])
     device = resolve_device(p["device"])
     source, target = Path(args.source).stem, Path(args.target).stem
+    if source == target:
+        raise cli.StageError(f"params.yaml: 'transfer.model' is {target!r}, the attacked model itself; "
+                             "name an independently trained one")
     test_images, _ = load_split(args.data, "test")
     sets = {kind: load_adversarial(Path(args.adversarial) / f"{kind}.pt", len(test_images), PIXEL_RANGE)
             for kind in KINDS}

@@ -26,7 +26,8 @@ TINY_PROFILE = {
 
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
-    """A temporary copy of the pipeline after `dvc repro` of the tiny profile."""
+    """A temporary copy of the pipeline after `dvc repro` of the tiny profile. The first test commits it
+    and reruns it with identical outputs, and puts params.yaml back; the others only read it."""
     project = make_dvc_project(tmp_path_factory.mktemp("pipeline"))
     (project.path / "params.yaml").write_text(yaml.safe_dump(params_with(**TINY_PROFILE), sort_keys=False))
     project.dvc("repro")

@@ -212,6 +212,12 @@ def test_an_attack_that_never_succeeds_is_a_result_and_transfer_handles_it(workd
     assert json.loads((workdir / "metrics/transfer.json").read_text())["untargeted"] == {"model2_accuracy": None}
 
 
+def test_transfer_refuses_the_attacked_model_as_the_receiver(workdir):
+    with pytest.raises(StageError, match="'transfer.model' is 'model1', the attacked model itself"):
+        run_main("transfer", "--data", "data/mnist", "--adversarial", "data/adversarial",
+                 "--source", "models/model1.pt", "--target", "models/model1.pt", cwd=workdir)
+
+
 def test_attack_rejects_a_foreign_checkpoint(workdir):
     torch.save({"weights": torch.zeros(3)}, workdir / "models/model1.pt")
     with pytest.raises(StageError, match="models/model1.pt: not a checkpoint of this project's CNN"):

@@ -75,7 +75,7 @@ def test_batched_seeds_train_exactly_like_single_runs():
     assert torch.allclose(final["w1"][1], final7["w1"][0], rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("hidden", [2, 3])
+@pytest.mark.parametrize("hidden", [1, 2, 3])
 def test_xor_stage_outputs(tmp_path, hidden):
     write_params(tmp_path, params_with(**{"xor.epochs": 100, "xor.n_seeds": 4, "xor.snapshot_epochs": [0, 100],
                                           "xor.gif_every": 50, "xor.hidden": hidden}))

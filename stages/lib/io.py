@@ -4,7 +4,6 @@ A stage writes each output under a staging folder next to its final path and ren
 when every output has been written; on any error the staged files are removed, so a failed run
 leaves no partial outputs behind.
 """
-import hashlib
 import json
 import math
 import os
@@ -129,14 +128,6 @@ def read_json(path):
         raise StageError(f"{path}: not found; run the stage that writes it (dvc repro)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StageError(f"{path}: not valid JSON ({error}); rerun the stage that writes it") from None
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_tensors(path, expected):

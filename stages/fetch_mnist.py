@@ -10,7 +10,7 @@ the official checksums and puts them in torchvision's cache under data.cache_dir
 from stages.lib import cli
 from stages.lib.data import SPLITS, class_counts, save_split, split_path
 from stages.lib.io import staged_outputs, write_csv, write_json
-from stages.lib.mnist import import_mnist, is_official, load_mnist
+from stages.lib.mnist import import_mnist, load_mnist
 from stages.lib.params import load_params
 
 METRICS = "metrics/data.json"
@@ -36,8 +36,7 @@ def main(argv=None):
         folder = import_mnist(args.import_dir, p["cache_dir"])
         print(f"fetch_mnist: the official MNIST files are in {folder}; `dvc repro` uses them (data.source auto or mnist)")
         return
-    splits, used = load_mnist(p["source"], p["cache_dir"], p["timeout"], p["seed"])
-    official = is_official(used, p["cache_dir"])
+    splits, used, official = load_mnist(p["source"], p["cache_dir"], p["timeout"], p["seed"])
     counts = [{"split": split, "digit": int(digit), "count": count}
               for split in SPLITS for digit, count in class_counts(splits[split][1]).items()]
     with staged_outputs() as stage:

@@ -7,11 +7,9 @@ makes `dvc plots show/diff` work offline (make does this; .dvc/config points at 
 """
 from pathlib import Path
 
-import pandas as pd
-
 from stages.lib import cli
 from stages.lib import report as html
-from stages.lib.io import read_json, staged_outputs
+from stages.lib.io import read_csv, read_json, staged_outputs
 from stages.lib.params import load_params, read_yaml
 
 OUT = "report/index.html"
@@ -21,13 +19,6 @@ SEED = "reference/seed.yaml"
 def read_params(params):
     """The plain values this stage uses: none (it reads the pipeline's outputs)."""
     return {}
-
-
-def read_csv(path):
-    try:
-        return pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise cli.StageError(f"{path}: cannot be read ({error}); run `dvc repro` to make it") from None
 
 
 def figures(folder, names=None, exclude=(), width=None):
@@ -106,8 +97,9 @@ def problem_3(seed):
             + figures("plots/sweep_summary/figures", width=560))
 
 
-def gallery_rows(kind, seed_gallery):
-    images = read_csv(f"plots/attack_{kind}/images.csv").set_index("index")
+def gallery_rows(kind, images, seed_gallery):
+    """The seed's gallery indices beside what our attack of `kind` did to the same test images."""
+    images = images.set_index("index")
     rows = []
     for index, seen in seed_gallery.items():
         ours = images.loc[index] if index in images.index else None
@@ -124,9 +116,10 @@ def problem_4(seed, official):
     attacks, transfer_sets = seed["attack"], read_csv("plots/transfer/sets.csv").set_index("set")
     receiver = [c for c in transfer_sets.columns if c.endswith("_clean_accuracy")][0].removesuffix("_clean_accuracy")
     source = [c for c in transfer_sets.columns if c.endswith("_accuracy") and not c.startswith(receiver)][0]
-    rows = []
+    rows, attacked = [], {}
     for kind in ("untargeted", "targeted"):
-        metrics, images = read_json(f"metrics/attack_{kind}.json"), read_csv(f"plots/attack_{kind}/images.csv")
+        metrics = read_json(f"metrics/attack_{kind}.json")
+        images = attacked[kind] = read_csv(f"plots/attack_{kind}/images.csv")
         won = images[images["success"]]
         rows += [(f"{kind}: success rate", metrics["success_rate"], None, None),
                  (f"{kind}: median steps", metrics["steps_median"], None, None),
@@ -141,10 +134,10 @@ def problem_4(seed, official):
                                   "data they point to other digits, and indices past its end are missing.</p>")
     return ("<h2>4. Adversarial images</h2>" + beside_seed(rows)
             + f"<h3>The seed's gallery ({attacks['untargeted']['section']})</h3>" + caveat
-            + gallery_rows("untargeted", attacks["untargeted"]["gallery"])
+            + gallery_rows("untargeted", attacked["untargeted"], attacks["untargeted"]["gallery"])
             + figures("plots/attack_untargeted/figures")
             + f"<h3>Targeted ({attacks['targeted']['section']})</h3>"
-            + gallery_rows("targeted", attacks["targeted"]["gallery"])
+            + gallery_rows("targeted", attacked["targeted"], attacks["targeted"]["gallery"])
             + figures("plots/attack_targeted/figures") + "<h3>Transfer</h3>" + figures("plots/transfer/figures"))
 
 

@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 from stages.lib import cli, plotting
-from stages.lib.io import read_json, staged_outputs, write_csv, write_json
+from stages.lib.io import read_csv, read_json, staged_outputs, write_csv, write_json
 from stages.lib.params import load_params, point_name
 
 SUMMARY = "plots/sweep_summary"
@@ -26,12 +26,7 @@ def read_params(params):
 
 def read_curves(name):
     path = f"plots/sweep/{name}.csv"
-    try:
-        curves = pd.read_csv(path)
-    except FileNotFoundError:
-        raise cli.StageError(f"{path}: not found; run `dvc repro` to train the sweep point {name}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise cli.StageError(f"{path}: not a readable CSV ({error}); rerun `dvc repro -f sweep@{name}`") from None
+    curves = read_csv(path)
     missing = {"epoch", *CURVES} - set(curves.columns)
     if missing or curves.empty:
         raise cli.StageError(f"{path}: expected columns epoch, {', '.join(CURVES)} and at least one row; "

@@ -37,8 +37,9 @@ def sign_gradient_attack(model, images, labels, *, targets=None, step_size, max_
                              step_size, max_steps, bounds, epsilon, early_stop)
                for s in starts]
     if not results:
-        empty = images.new_zeros((0, *images.shape[1:]))
-        return empty, torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.int64)
+        device = images.device
+        return (images.new_zeros((0, *images.shape[1:])), torch.zeros(0, dtype=torch.bool, device=device),
+                torch.zeros(0, dtype=torch.int64, device=device))
     return tuple(torch.cat(parts) for parts in zip(*results))
 
 

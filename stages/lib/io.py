@@ -1,4 +1,4 @@
-"""Atomic outputs and checked inputs.
+"""Atomic outputs, checked inputs, and the run log of wall-clock figures.
 
 A stage writes each output under a staging folder next to its final path and renames them all only
 when every output has been written; on any error the staged files are removed, so a failed run
@@ -118,6 +118,16 @@ def write_json(path, obj):
 def write_csv(path, rows):
     """Rows (dicts or a DataFrame) as CSV, floats with 9 significant digits."""
     pd.DataFrame(rows).to_csv(path, index=False, float_format="%.9g")
+
+
+def read_csv(path):
+    """A CSV table written by a stage; a missing or unreadable file is a StageError naming it."""
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise StageError(f"{path}: not found; run `dvc repro` to make it") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise StageError(f"{path}: not a readable CSV ({error}); rerun the stage that writes it") from None
 
 
 def read_json(path):

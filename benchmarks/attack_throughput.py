@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import ROOT, count_flops, matmul_peak_gflops, model_from_params, params  # noqa: E402
-from stages.lib.attacks import sign_gradient_attack  # noqa: E402
+from stages.lib.attacks import pgd, sign_gradient_attack  # noqa: E402
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input  # noqa: E402
 from stages.lib.mnist import sample_mnist  # noqa: E402
 from stages.lib.models import load_cnn, predict  # noqa: E402
@@ -73,6 +73,7 @@ def main():
     fixed_steps = int(steps[success].max())
     single_s, _ = timed(lambda: attack(x[:args.per_image], y[:args.per_image], batch_size=1))
     fixed_s, _ = timed(lambda: attack(x, y, max_steps=fixed_steps, early_stop=False))
+    fixed40_s, _ = timed(lambda: attack(x, y, max_steps=40, early_stop=False))
     batched, single = len(x) / batched_s, args.per_image / single_s
     fixed = len(x) / fixed_s
     flops = step_flops(model)
@@ -84,7 +85,15 @@ def main():
     print(f"batched, early stopping (batch {args.batch_size}) {batched:8.1f} images/s")
     print(f"per-image loop, same update                  {single:8.1f} images/s   -> batched is {batched / single:.1f}x")
     print(f"batched, no early stopping, {fixed_steps:3d} steps       {fixed:8.1f} images/s   -> early stopping is {batched / fixed:.1f}x")
+    print(f"batched, no early stopping,  40 steps       {len(x) / fixed40_s:8.1f} images/s   -> early stopping is {fixed40_s / batched_s:.1f}x")
     print(f"achieved {work / batched_s / 1e9:.1f} GFLOP/s = {work / batched_s / 1e9 / peak:.0%} of the matmul peak ({peak:.1f} GFLOP/s)")
+    r = params().robustness
+    for epsilon in (0.3, 0.6):
+        pgd_s, (_, fooled, pgd_steps) = timed(lambda: pgd(model, x, y, epsilon, steps=40, step_size=r.pgd.step_size,
+                                                          bounds=PIXEL_RANGE, batch_size=r.batch_size))
+        pgd_work = (pgd_steps + 1).sum().item() * flops
+        print(f"PGD-40 at epsilon {epsilon} ({epsilon / 2:g} in [0, 1]), early stopping: accuracy {1 - fooled.float().mean():.3f}, "
+              f"{len(x) / pgd_s:.1f} images/s, {pgd_work / pgd_s / 1e9:.1f} GFLOP/s = {pgd_work / pgd_s / 1e9 / peak:.0%} of the peak")
     print("attack batch size -> images/s (early stopping):")
     for batch_size in (16, 32, 64, 128, 256, 1000):
         seconds, _ = timed(lambda: attack(x, y, batch_size=batch_size))

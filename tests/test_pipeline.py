@@ -21,6 +21,9 @@ TINY_PROFILE = {
     "train.epochs": 1, "sweep.epochs": 1,
     "sweep.batch_size": [64], "sweep.lr": [0.1], "sweep.extra.batch_size": [128], "sweep.extra.lr": [1e-05],
     "attack.n_images": 16, "attack.max_steps": 50, "attack.step_size": 0.05,
+    "retrain.share": 0.02, "adversarial_training.epochs": 1, "adversarial_training.guard.images": 100,
+    "robustness.n_images": 16, "robustness.epsilon": [0.0, 0.3, 0.6], "robustness.pgd.steps": 5,
+    "robustness.margins": [0.0, 2.0],
 }
 
 
@@ -50,6 +53,14 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     for kind in ("untargeted", "targeted"):
         assert metrics(f"attack_{kind}.json")["images_attacked"] == 16
     assert pd.read_csv(root / "plots/transfer/sets.csv")["model1_accuracy"].tolist() == [0.0, 0.0]
+    assert set(metrics("transfer.json")["targeted"]) == {
+        "model2_accuracy", "model2_target_rate", "retrain_accuracy", "retrain_target_rate",
+        "adversarial_training_accuracy", "adversarial_training_target_rate"}
+    assert metrics("train/retrain.json")["adversarial_images"] > 0
+    assert len(pd.read_csv(root / "plots/train/adversarial_training.csv")["guard_pgd_acc"]) == 1
+    robustness = metrics("robustness.json")
+    assert set(robustness["models"]) == {"model1", "model2", "retrain", "adversarial_training"}
+    assert robustness["epsilon_01"] == {"0": 0.0, "0.3": 0.15, "0.6": 0.3}
     for figure in ("loss_surfaces/figures/all.png", "xor/figures/nonlinear_boundaries.gif",
                    "sweep_summary/figures/64-0.1.png", "attack_targeted/figures/gallery.png",
                    "transfer/figures/confusion_untargeted.png"):
@@ -86,7 +97,7 @@ def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):
     reproduced.dvc("plots", "show", "-o", str(tmp_path / "dvc_plots"))
     plots_page = tmp_path / "dvc_plots/index.html"
     assert_no_network_references(plots_page.read_text())
-    for page, charts in ((report, 5), (plots_page, 10)):
+    for page, charts in ((report, 6), (plots_page, 13)):
         dom, screenshot = render_offline(page, tmp_path)
         drawn = dom.count('class="marks"')  # vega-embed's canvas (or svg), one per chart that drew
         assert drawn >= charts, f"{page}: {drawn} of {charts} charts drew"

@@ -138,7 +138,7 @@ def test_gallery_replaces_missing_and_failed_indices(capsys):
 ATTACK_CHANGES = {
     "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 2,
     "attack.n_images": 30, "attack.max_steps": 100, "attack.step_size": 0.05,
-    "attack.gallery.untargeted": [0, 3, 500], "attack.gallery.targeted": [1]}
+    "attack.gallery.untargeted": [0, 3, 500], "attack.gallery.targeted": [1], "transfer.models": ["model2"]}
 ATTACK_PARAMS = params_with(**ATTACK_CHANGES)
 
 
@@ -153,8 +153,7 @@ def attack_main(cwd, kind):
 
 
 def transfer_main(cwd):
-    run_main("transfer", "--data", "data/mnist", "--adversarial", "data/adversarial",
-             "--source", "models/model1.pt", "--target", "models/model2.pt", cwd=cwd)
+    run_main("transfer", "--data", "data/mnist", "--adversarial", "data/adversarial", "--models", "models", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +211,10 @@ def test_an_attack_that_never_succeeds_is_a_result_and_transfer_handles_it(workd
     assert json.loads((workdir / "metrics/transfer.json").read_text())["untargeted"] == {"model2_accuracy": None}
 
 
-def test_transfer_refuses_the_attacked_model_as_the_receiver(workdir):
-    with pytest.raises(StageError, match="'transfer.model' is 'model1', the attacked model itself"):
-        run_main("transfer", "--data", "data/mnist", "--adversarial", "data/adversarial",
-                 "--source", "models/model1.pt", "--target", "models/model1.pt", cwd=workdir)
+def test_transfer_refuses_the_attacked_model_as_a_receiver(workdir):
+    write_params(workdir, params_with(**ATTACK_CHANGES | {"transfer.models": ["model2", "model1"]}))
+    with pytest.raises(StageError, match="'transfer.models' names 'model1', the attacked model itself"):
+        transfer_main(workdir)
 
 
 def test_attack_rejects_a_foreign_checkpoint(workdir):

@@ -61,7 +61,7 @@ def sign_gradient_attack(model, images, labels, *, targets=None, step_size, max_
     adversarial = images.clone()
     success = torch.zeros(n, dtype=torch.bool, device=device)
     steps = torch.full((n,), max_steps, dtype=torch.int64, device=device)
-    kept = torch.full((n,), -1, dtype=torch.int64, device=device)  # the try whose result is kept
+    kept = torch.full((n,), -1, dtype=torch.int64, device=device)  # priority of the try whose result is kept
     goals = labels if targets is None else targets
     direction = 1.0 if targets is None else -1.0  # ascend the true label's loss, descend the target's
     queue = iter(range(n * restarts))  # try r of image i is job r * n + i: every first try comes first
@@ -83,15 +83,18 @@ def sign_gradient_attack(model, images, labels, *, targets=None, step_size, max_
             if moving:
                 (grad,) = torch.autograd.grad(F.cross_entropy(logits, slots.goal, reduction="sum"), x)
             if len(done):
-                image, job, won = slots.image[done], slots.job[done], fooled[done]
-                # per image the earliest successful try, else the last try: the same for any batch size
-                keep = torch.where(won, ~success[image] | (job < kept[image]), ~success[image] & (job > kept[image]))
-                image, job, won, kept_slots = image[keep], job[keep], won[keep], done[keep]
-                adversarial[image] = x.detach()[kept_slots]
-                steps[image] = torch.where(won & early_stop, slots.count[kept_slots], max_steps)
-                kept[image] = job
+                # per image the earliest successful try, else the last try (also when two tries of an
+                # image finish at once): the same result for any batch size
+                image, won = slots.image[done], fooled[done]
+                priority = torch.where(won, 2 * n * restarts - slots.job[done], slots.job[done])
+                best = kept.clone().scatter_reduce_(0, image, priority, reduce="amax")
+                chosen = (priority == best[image]) & (priority > kept[image])
+                image, won, chosen_slots = image[chosen], won[chosen], done[chosen]
+                adversarial[image] = x.detach()[chosen_slots]
+                steps[image] = torch.where(won & early_stop, slots.count[chosen_slots], max_steps)
+                kept[image] = priority[chosen]
                 success[image] |= won
-                progress.update(int((success | (kept >= (restarts - 1) * n)).sum()) - progress.n)
+                progress.update(int((kept >= (restarts - 1) * n).sum()) - progress.n)
             if moving:
                 with torch.no_grad():
                     stepped = x.detach() + direction * step_size * grad.sign()

@@ -30,7 +30,7 @@ class CollapseGuard:
 
     def __call__(self, model, epoch):
         _, fooled, _ = pgd(model, self.images, self.labels, **self.attack)
-        accuracy = 1 - fooled.double().mean().item()
+        accuracy = (~fooled).double().mean().item()
         if accuracy > self.best["accuracy"]:
             self.best = {"accuracy": accuracy, "epoch": epoch,
                          "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}

@@ -1,0 +1,136 @@
+"""Beyond the seed: FGSM and PGD on the shared attack core, the two defences and the robustness stage."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from stages.lib import defences
+from stages.lib.attacks import fgsm, pgd, sign_gradient_attack
+from stages.lib.data import to_model_input
+from tests.conftest import make_mnist_dir, params_with, run_main, synthetic_digits, write_params
+
+BOUNDS = (-1.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def model_and_batch():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.Tanh(), nn.Linear(32, 10)).eval()
+    images, _ = synthetic_digits(60, seed=5)
+    x = to_model_input(images)
+    with torch.no_grad():
+        labels = model(x).argmax(1)
+    labels[:10] = (labels[:10] + 1) % 10  # some images misclassified before any attack
+    return model, x, labels
+
+
+@pytest.mark.parametrize("restarts", [1, 3])
+@pytest.mark.parametrize("epsilon", [0.05, 0.2, 0.6])
+def test_fgsm_and_pgd_stay_in_the_epsilon_ball_and_the_pixel_range(model_and_batch, epsilon, restarts):
+    model, x, labels = model_and_batch
+    for adversarial in (fgsm(model, x, labels, epsilon, bounds=BOUNDS)[0],
+                        pgd(model, x, labels, epsilon, steps=7, step_size=epsilon / 3, restarts=restarts,
+                            bounds=BOUNDS, batch_size=16)[0]):
+        assert (adversarial - x).abs().max() <= epsilon + 1e-6
+        assert adversarial.min() >= BOUNDS[0] and adversarial.max() <= BOUNDS[1]
+
+
+def test_pgd_with_epsilon_zero_is_the_clean_accuracy(model_and_batch):
+    model, x, labels = model_and_batch
+    adversarial, fooled, steps = pgd(model, x, labels, 0.0, steps=10, step_size=0.05, restarts=2, bounds=BOUNDS)
+    with torch.no_grad():
+        misclassified = model(x).argmax(1) != labels
+    assert torch.equal(fooled, misclassified) and misclassified[:10].all()
+    assert torch.equal(adversarial, x) and (steps == 0).all()
+
+
+def test_more_restarts_fool_a_superset_and_the_result_does_not_depend_on_the_batch_size(model_and_batch):
+    model, x, labels = model_and_batch
+    one = pgd(model, x, labels, 0.03, steps=2, step_size=0.0075, restarts=1, bounds=BOUNDS)[1]
+    five = [pgd(model, x, labels, 0.03, steps=2, step_size=0.0075, restarts=5, bounds=BOUNDS, batch_size=b)
+            for b in (7, 64)]
+    assert (five[0][1] | ~one).all() and five[0][1].sum() > one.sum()
+    assert torch.equal(five[0][1], five[1][1]) and torch.equal(five[0][0], five[1][0])
+
+
+def test_an_attack_with_a_margin_stops_only_when_the_wrong_logit_leads_by_it(model_and_batch):
+    model, x, labels = model_and_batch
+    plain = sign_gradient_attack(model, x, labels, step_size=0.01, max_steps=300, bounds=BOUNDS)
+    adversarial, fooled, steps = sign_gradient_attack(model, x, labels, step_size=0.01, max_steps=300,
+                                                      bounds=BOUNDS, margin=3.0)
+    with torch.no_grad():
+        logits = model(adversarial[fooled])
+    true = logits.gather(1, labels[fooled][:, None]).squeeze(1)
+    others = logits.scatter(1, labels[fooled][:, None], float("-inf")).amax(1)
+    assert fooled.any() and (others - true >= 3.0).all()
+    both = fooled & plain[1]
+    assert (steps[both] >= plain[2][both]).all() and (steps[both] > plain[2][both]).any()
+
+
+def test_the_guard_stops_on_a_collapse_and_puts_the_best_weights_back(monkeypatch, model_and_batch):
+    model, x, labels = model_and_batch
+    accuracies = iter([0.5, 0.7, 0.6, 0.3])
+    monkeypatch.setattr(defences, "pgd", lambda *a, **k: (None, torch.rand(100) >= next(accuracies), None))
+    guard = defences.CollapseGuard(x, labels, epsilon=0.6, steps=2, max_drop=0.2, bounds=BOUNDS, batch_size=10)
+    best = None
+    for epoch in range(1, 5):
+        with torch.no_grad():
+            model[1].weight.add_(1.0)  # every epoch changes the weights
+        columns, stop = guard(model, epoch)
+        if epoch == 2:
+            best = model[1].weight.clone()
+        assert stop == (epoch == 4)
+    assert guard.summary() == {"collapsed_at_epoch": 4, "kept_epoch": 2}
+    assert torch.equal(model[1].weight, best)
+    with torch.no_grad():
+        model[1].weight.sub_(4.0)  # the module-scoped model as it was
+
+
+DEFENCE_CHANGES = {
+    "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1, "attack.max_steps": 60, "attack.step_size": 0.05,
+    "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.guard.images": 50,
+    "robustness.models": ["model1", "retrain", "adversarial_training"], "robustness.n_images": 40,
+    "robustness.epsilon": [0.0, 0.1, 0.3, 0.6], "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.1,
+    "robustness.margins": [0.0, 1.0], "robustness.batch_size": 16,
+}
+
+
+@pytest.fixture(scope="module")
+def defended(tmp_path_factory):
+    """model1, the two defended models and the robustness stage's outputs, on a synthetic MNIST."""
+    root = make_mnist_dir(tmp_path_factory.mktemp("defended"))
+    write_params(root, params_with(**DEFENCE_CHANGES))
+    run_main("train", "model1", "--data", "data/mnist", "--model", "models/model1.pt", cwd=root)
+    run_main("retrain", "--data", "data/mnist", "--source", "models/model1.pt", "--model", "models/retrain.pt", cwd=root)
+    run_main("adversarial_training", "--data", "data/mnist", "--model", "models/adversarial_training.pt", cwd=root)
+    run_main("robustness", "--data", "data/mnist", "--models", "models", cwd=root)
+    return root
+
+
+def test_the_defences_write_their_models_and_metrics(defended):
+    retrain = json.loads((defended / "metrics/train/retrain.json").read_text())
+    assert 0 < retrain["adversarial_images"] <= 120  # at most the 20 % of 600 training images
+    trained = json.loads((defended / "metrics/train/adversarial_training.json").read_text())
+    history = pd.read_csv(defended / "plots/train/adversarial_training.csv")
+    assert len(history) == 2 and history["guard_pgd_acc"].between(0, 1).all()
+    assert trained["guard_pgd_acc"] == history["guard_pgd_acc"].iloc[-1]
+    assert trained["collapsed_at_epoch"] is None and trained["kept_epoch"] is None
+
+
+def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accuracy(defended):
+    robustness = json.loads((defended / "metrics/robustness.json").read_text())
+    assert robustness["n_images"] == 40
+    assert robustness["epsilon_01"] == {"0": 0.0, "0.1": 0.05, "0.3": 0.15, "0.6": 0.3}
+    for name, curves in robustness["models"].items():
+        table = pd.read_csv(defended / f"plots/robustness/{name}.csv")
+        for attack in ("fgsm", "pgd", "minimal"):
+            values = list(curves[attack].values())
+            assert values == pytest.approx(table[attack].tolist())
+            assert values[0] == curves["clean"], (name, attack)
+            assert all(b <= a for a, b in zip(values, values[1:])), (name, attack, values)
+        assert curves["pgd"]["0.6"] <= curves["fgsm"]["0.6"] + 0.15  # PGD is the stronger attack
+    model1_pgd = robustness["transfer"]["pgd"]["model1"]
+    assert model1_pgd["0"] == robustness["models"]["model1"]["clean"]
+    assert robustness["transfer"]["margin"]["model1"] == {"0": 0.0, "1": 0.0}  # fooled on the source itself

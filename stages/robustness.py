@@ -32,6 +32,8 @@ from stages.lib.runtime import resolve_device, use_threads
 def read_params(params):
     """The plain values this stage uses; dvc.yaml lists exactly these keys."""
     r = params.robustness
+    if r.source not in r.models:
+        raise cli.StageError(f"params.yaml: 'robustness.source' ({r.source}) must be one of 'robustness.models'")
     return {"device": params.device, "threads": params.threads, "models": list(r.models), "source": r.source,
             "epsilon": list(r.epsilon), "pgd": {"steps": r.pgd.steps, "step_size": r.pgd.step_size,
                                                 "restarts": r.pgd.restarts},
@@ -70,8 +72,6 @@ def main(argv=None):
     parser.add_argument("--models", required=True, help="the folder of the checkpoints <name>.pt")
     args = parser.parse_args(argv)
     p = read_params(load_params(args.params))
-    if p["source"] not in p["models"]:
-        raise cli.StageError(f"params.yaml: 'robustness.source' ({p['source']}) must be one of 'robustness.models'")
     use_threads(p["threads"])
     device = resolve_device(p["device"])
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in p["models"]}

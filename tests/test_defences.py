@@ -134,3 +134,23 @@ def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accura
     model1_pgd = robustness["transfer"]["pgd"]["model1"]
     assert model1_pgd["0"] == robustness["models"]["model1"]["clean"]
     assert robustness["transfer"]["margin"]["model1"] == {"0": 0.0, "1": 0.0}  # fooled on the source itself
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"robustness.epsilon": [0.0, 0.3, 0.2]}, "'robustness.epsilon' must increase"),
+    ({"robustness.epsilon": [0.0, 2.5]}, "'robustness.epsilon[1]' must be less than or equal to 2"),
+    ({"robustness.models": ["model1", "model1"]}, "'robustness.models' must not repeat a value"),
+    ({"robustness.source": "model9"}, "'robustness.source' (model9) must be one of 'robustness.models'"),
+    ({"adversarial_training.method": "trades"}, "'adversarial_training.method' must be 'fgsm' or 'pgd'"),
+    ({"adversarial_training.adversarial_share": 1.5}, "'adversarial_training.adversarial_share' must be less than"),
+    ({"retrain.share": 0}, "'retrain.share' must be greater than 0"),
+    ({"transfer.models": []}, "'transfer.models' must have at least 1 item"),
+])
+def test_the_defence_params_are_validated_with_one_line_naming_the_key(tmp_path, changes, needle):
+    from stages import robustness
+    from stages.lib.cli import StageError
+    from tests.conftest import load_params_with
+
+    with pytest.raises(StageError) as error:
+        robustness.read_params(load_params_with(tmp_path, **changes))
+    assert needle in str(error.value) and "\n" not in str(error.value)

@@ -102,7 +102,8 @@ def main(argv=None):
         adversarial, _, _ = sign_gradient_attack(
             source, x, y, step_size=p["pgd"]["step_size"], max_steps=p["pgd"]["steps"], epsilon=epsilon,
             bounds=PIXEL_RANGE, batch_size=batch, early_stop=False, random_start=True, seed=p["seed"])
-        transfer_rows.append({"setting": "pgd", "epsilon": epsilon, "epsilon_01": epsilon / 2, "margin": None}
+        transfer_rows.append({"setting": "pgd", "epsilon": epsilon, "epsilon_01": epsilon / 2, "margin": None,
+                              "median_linf": None}
                              | {name: accuracy(predict(m, adversarial, batch) != y) for name, m in models.items()})
     for margin in p["margins"]:
         adversarial, fooled, _ = sign_gradient_attack(source, x, y, step_size=p["step_size"],
@@ -135,9 +136,7 @@ def main(argv=None):
             write_csv(stage(f"plots/robustness/{name}.csv"),
                       [{"epsilon": e, "epsilon_01": e / 2, "fgsm": f, "pgd": g, "minimal": m}
                        for e, f, g, m in zip(epsilons, c["fgsm"], c["pgd"], c["minimal"])])
-        write_csv(stage("plots/robustness/transfer.csv"), [
-            {"setting": "pgd", "epsilon": None, "epsilon_01": None, "margin": None, "median_linf": None} | r
-            for r in transfer_rows])
+        write_csv(stage("plots/robustness/transfer.csv"), transfer_rows)
     log_run("robustness", seconds=seconds, images=len(y), models=len(models))
     print(f"robustness: {len(models)} models x {len(epsilons)} budgets on {len(y)} test images in {seconds:.1f} s")
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from stages.lib.cli import StageError
 from stages.lib.data import NUM_CLASSES
 from stages.lib.io import load_tensors
+from stages.lib.models import predict
 
 KINDS = ("untargeted", "targeted")
 
@@ -189,8 +190,7 @@ def adversarial_copies(model, images, labels, *, share, kind, seed, step_size, m
     generator = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(len(labels), generator=generator)[:round(share * len(labels))].to(labels.device)
     x, y = images[chosen], labels[chosen]
-    with torch.no_grad():
-        correct = torch.cat([model(x[s:s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)]) == y
+    correct = predict(model, x, batch_size) == y
     x, y = x[correct], y[correct]
     targets = random_targets(y, generator).to(y.device) if kind == "targeted" else None
     adversarial, success, _ = sign_gradient_attack(model, x, y, targets=targets, step_size=step_size,

@@ -131,17 +131,18 @@ class DvcProject:
 
     def __init__(self, path):
         self.path = path
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                    "PYTHONPATH": str(path), "DVC_NO_ANALYTICS": "1"}
+        self.dvc_command = [sys.executable, "-m", "dvc"]
 
     def run(self, *args, check=True):
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               "PYTHONPATH": str(self.path), "DVC_NO_ANALYTICS": "1"}
-        result = subprocess.run(args, cwd=self.path, env=env, capture_output=True, text=True, timeout=900)
+        result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=900)
         if check:
             assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
         return result
 
     def dvc(self, *args, check=True):
-        return self.run(sys.executable, "-m", "dvc", *args, check=check)
+        return self.run(*self.dvc_command, *args, check=check)
 
     def stage_names(self):
         return self.dvc("stage", "list", "--name-only").stdout.split()

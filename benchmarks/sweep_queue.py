@@ -49,6 +49,9 @@ def main():
             subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *command],
                            cwd=clone, check=True, stdout=subprocess.DEVNULL)
 
+        # an experiment commits every output that dvc.lock names, and this clone has none of the committed
+        # ones in its cache: start the lock afresh
+        (clone / "dvc.lock").unlink(missing_ok=True)
         params_file = clone / "params.yaml"
         committed = yaml.safe_load(params_file.read_text())
         committed["data"]["source"] = str(args.data.resolve())
@@ -78,6 +81,9 @@ def main():
             time.sleep(5)
         parallel = time.perf_counter() - start
         succeeded = status.count("Success")
+        if succeeded < len(points):
+            failed = [line.split()[1] for line in status.splitlines() if line.endswith("Failed")]
+            print(status, dvc("queue", "logs", failed[0], capture_output=True, text=True).stdout[-3000:])
         print(f"the same points queued, --jobs {args.jobs}, threads {threads} each: {parallel:.0f} s "
               f"({succeeded} of {len(points)} succeeded); parallel / sequential: {parallel / sequential:.2f}")
 

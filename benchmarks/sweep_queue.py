@@ -1,5 +1,6 @@
 """Wall time of sweep points run one after another (`dvc repro`, `threads: auto`) against the same points as
-queued experiments (`dvc exp run --queue` + `dvc queue start --jobs N`, each with cores / N torch threads).
+queued experiments (`dvc exp run --queue`, then the queue's workers, N at a time, each with cores / N torch
+threads).
 
 It works in a temporary clone of this repository's HEAD, with `data.source` set to a folder of the four
 MNIST IDX files (e.g. .cache/mnist/MNIST/raw after `make mnist`), so the grid, the epochs and the data
@@ -41,8 +42,8 @@ def main():
         env = {**os.environ, "DVC_NO_ANALYTICS": "1",
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
-        def dvc(*command, **options):
-            return subprocess.run([sys.executable, "-m", "dvc", *command], cwd=clone, env=env, check=True,
+        def dvc(*command, check=True, **options):
+            return subprocess.run([sys.executable, "-m", "dvc", *command], cwd=clone, env=env, check=check,
                                   **options)
 
         def git(*command):
@@ -71,15 +72,12 @@ def main():
             dvc("exp", "run", "--queue", "-S", f"sweep.batch_size=[{batch_size}]", "-S", f"sweep.lr=[{lr}]",
                 "-S", f"threads={threads}", "sweep", stdout=subprocess.DEVNULL)
         start = time.perf_counter()
-        # the workers run detached and would hold an inherited pipe open: give them none
-        dvc("queue", "start", "--jobs", str(args.jobs), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        while True:
-            status = dvc("queue", "status", capture_output=True, text=True).stdout
-            if not any(word in status for word in ("Queued", "Running")):
-                break
-            time.sleep(5)
+        # `--run-all` starts the same workers as `dvc queue start --jobs N` and waits for their results, with no
+        # polling process beside the timed jobs; the workers run detached and would hold an inherited pipe open
+        dvc("exp", "run", "--run-all", "--jobs", str(args.jobs), check=False,  # failures are counted below
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         parallel = time.perf_counter() - start
+        status = dvc("queue", "status", capture_output=True, text=True).stdout
         succeeded = status.count("Success")
         if succeeded < len(points):
             failed = [line.split()[1] for line in status.splitlines() if line.endswith("Failed")]

@@ -60,9 +60,9 @@ def test_the_sweep_queued_on_two_workers_matches_the_sequential_run(dvc_project)
     sequential = project.dvc("repro", "--no-run-cache", "sweep").stdout
     for name, point in POINTS.items():
         assert f"Running stage 'sweep@{point}'" in sequential
-        queued = project.run("git", "show", f"{revs[name]}:metrics/sweep/{point}.json").stdout
-        assert json.loads(queued)["threads"] == 1
-        assert json.loads(queued) == json.loads((project.path / f"metrics/sweep/{point}.json").read_text()), point
+        queued = json.loads(project.run("git", "show", f"{revs[name]}:metrics/sweep/{point}.json").stdout)
+        assert queued["threads"] == 1
+        assert queued == json.loads((project.path / f"metrics/sweep/{point}.json").read_text()), point
         queued_curve = project.run("git", "show", f"{revs[name]}:plots/sweep/{point}.csv").stdout
         assert queued_curve == (project.path / f"plots/sweep/{point}.csv").read_text(), point
 

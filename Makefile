@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip check
 	touch $(STAMP)
 
-$(PLOTS_TEMPLATE): $(STAMP) stages/report.py stages/lib/report.py
+$(PLOTS_TEMPLATE): $(STAMP) stages/report.py stages/lib/html_page.py
 	python -m stages.report --dvc-template $(PLOTS_TEMPLATE)
 
 repro: install

@@ -1,7 +1,8 @@
 """Stage adversarial_training (defence 2, the seed's second proposal: "a component in the loss function
 which formulates adversarial loss"): a CNN trained on (1 - s) CE(clean) + s CE(adversarial), its
 adversarial examples made on the fly for each batch within an epsilon ball (adversarial_training.*):
-by default the fast FGSM with a random start (Wong et al. 2020), or PGD (Madry et al. 2018).
+by default the fast FGSM with a random start (Wong et al. 2020), or PGD (Madry et al. 2018); Adam with
+a linear one-cycle learning-rate schedule.
 
 A guard against catastrophic overfitting holds guard.images training images out and attacks them with
 PGD after every epoch; when that accuracy falls more than guard.max_drop below its best, training stops
@@ -10,28 +11,68 @@ and the best epoch's weights are kept (metrics: collapsed_at_epoch, kept_epoch).
 Writes the checkpoint, metrics/train/adversarial_training.json and plots/train/adversarial_training.csv
 (with the guard's PGD accuracy per epoch).
 """
+import math
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 
 from stages.lib import cli
-from stages.lib.data import PIXEL_RANGE
+from stages.lib.data import PIXEL_RANGE, load_model_inputs
+from stages.lib.defences import CollapseGuard, adversarial_loss
+from stages.lib.errors import StageError, warn
 from stages.lib.io import staged_outputs
-from stages.lib.params import load_params
-from stages.lib.defences import CollapseGuard, fgsm_adversary
-from stages.lib.training import train_and_report, write_trained_model
-from stages.train import HEADLINE
+from stages.lib.models import CnnSpec, seeded_cnn
+from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params
+from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.training import HEADLINE, Schedule, Stopwatch, summarize, train_epochs, write_trained_model
 
 NAME = "adversarial_training"
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    a = params.adversarial_training
-    return {"device": params.device, "threads": params.threads, "spec": params.model.spec(),
-            "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "momentum": 0.0,
-            "eval_batch_size": a.eval_batch_size, "seed": a.seed, "adversarial_share": a.adversarial_share,
-            "adversary": {"epsilon": a.epsilon, "step_size": a.step_size,
-                          "steps": 1 if a.method == "fgsm" else a.pgd_steps},
-            "guard": {"images": a.guard.images, "steps": a.guard.pgd_steps, "max_drop": a.guard.max_drop}}
+class Guard(Section):
+    images: Count         # held out of the training set, attacked after every epoch
+    pgd_steps: Count
+    max_drop: Annotated[float, Field(gt=0, le=1)]  # PGD accuracy below best - max_drop: collapsed
+
+
+class AdversarialTrainingSection(Section):
+    method: Literal["fgsm", "pgd"]
+    epsilon: Annotated[float, Field(gt=0, le=2)]
+    step_size: Positive
+    pgd_steps: Count
+    adversarial_share: Annotated[float, Field(ge=0, le=1)]
+    epochs: Count
+    batch_size: Count
+    lr: Positive
+    eval_batch_size: Count
+    seed: Seed
+    guard: Guard
+
+    def schedule(self):
+        return Schedule(epochs=self.epochs, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+
+
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    model: CnnSpec
+    adversarial_training: AdversarialTrainingSection
+
+
+def read_params(path):
+    """What this stage reads of params.yaml (all of it is listed in dvc.yaml)."""
+    return load_params(Params, path)
+
+
+def hold_out(images, labels, count, seed):
+    """(kept training set, held-out set): `count` images drawn by a permutation seeded with seed."""
+    if count >= len(labels):
+        raise StageError(f"params.yaml: 'adversarial_training.guard.images' ({count}) must be fewer than the "
+                         f"{len(labels)} training images")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)).to(labels.device)
+    held, kept = order[:count], order[count:]
+    return (images[kept], labels[kept]), (images[held], labels[held])
 
 
 def main(argv=None):
@@ -39,35 +80,40 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
     parser.add_argument("--model", required=True, help="the checkpoint to write")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params))
-    adversary, guard_options = p.pop("adversary"), p.pop("guard")
-    guards = []
-
-    def hold_out_guard_images(train, device):
-        images, labels = train
-        if guard_options["images"] >= len(labels):
-            raise cli.StageError(f"params.yaml: 'adversarial_training.guard.images' ({guard_options['images']}) "
-                                 f"must be fewer than the {len(labels)} training images")
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(p["seed"])).to(labels.device)
-        held, kept = order[:guard_options["images"]], order[guard_options["images"]:]
-        guard = CollapseGuard(images[held], labels[held], epsilon=adversary["epsilon"], steps=guard_options["steps"],
-                              max_drop=guard_options["max_drop"], bounds=PIXEL_RANGE,
-                              batch_size=p["eval_batch_size"])
-        guards.append(guard)
-        return (images[kept], labels[kept]), {
-            "adam": True, "one_cycle": True, "adversary": fgsm_adversary(bounds=PIXEL_RANGE, **adversary),
-            "after_epoch": guard}
-
-    model, history, summary = train_and_report(args.data, NAME, prepare=hold_out_guard_images, **p)
-    outcome = guards[0].summary()
+    p = read_params(args.params)
+    a = p.adversarial_training
+    device, threads = set_up(p.device, p.threads)
+    (images, labels), test = load_model_inputs(args.data, device)
+    train, held_out = hold_out(images, labels, a.guard.images, a.seed)
+    guard = CollapseGuard(*held_out, epsilon=a.epsilon, steps=a.guard.pgd_steps, max_drop=a.guard.max_drop,
+                          bounds=PIXEL_RANGE, batch_size=a.eval_batch_size)
+    schedule = a.schedule()
+    stopwatch = Stopwatch(NAME, device, threads)
+    model = seeded_cnn(p.model, a.seed, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
+    steps_per_epoch = math.ceil(len(train[1]) / schedule.batch_size)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(  # lr rises linearly from a.lr / 25 to a.lr and falls back
+        optimizer, max_lr=a.lr, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.5,
+        anneal_strategy="linear", cycle_momentum=False)
+    loss = adversarial_loss(epsilon=a.epsilon, step_size=a.step_size, steps=1 if a.method == "fgsm" else a.pgd_steps,
+                            share=a.adversarial_share, bounds=PIXEL_RANGE)
+    history = []
+    for row in train_epochs(model, train, test, schedule, optimizer, seed=a.seed, batch_loss=loss,
+                            lr_schedule=one_cycle, desc=NAME):
+        history.append(row | {"guard_pgd_acc": guard.check(model, row["epoch"])})
+        if guard.collapsed_at:
+            break
+    summary = summarize(history) | {"threads": threads, "device": device.type}
+    stopwatch.report(summary, len(train[1]))
+    outcome = guard.summary()
     if outcome["collapsed_at_epoch"]:
-        cli.warn(f"adversarial_training: PGD accuracy collapsed at epoch {outcome['collapsed_at_epoch']}; "
-                 f"kept the weights of epoch {outcome['kept_epoch']}")
+        warn(f"adversarial_training: PGD accuracy collapsed at epoch {outcome['collapsed_at_epoch']}; "
+             f"kept the weights of epoch {outcome['kept_epoch']}")
     kept = history[outcome["kept_epoch"] - 1] if outcome["collapsed_at_epoch"] else history[-1]
     headline = ({k: summary[k] for k in HEADLINE} | {"final_test_acc": kept["test_acc"]}
                 | {"guard_pgd_acc": kept["guard_pgd_acc"]} | outcome)
     with staged_outputs() as stage:
-        write_trained_model(stage, NAME, model, p["spec"], args.model, history, headline)
+        write_trained_model(stage, NAME, model, p.model, args.model, history, headline)
 
 
 if __name__ == "__main__":

@@ -7,26 +7,48 @@ attacked image: label, target, prediction, steps, perturbation norms) and the ga
 plots/attack_<kind>/figures/.
 """
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from stages.lib import cli, plotting
-from stages.lib.attacks import KINDS, perturbation_norms, random_targets, save_adversarial, sign_gradient_attack
+from stages.lib.adversarial_sets import KINDS, AttackSection, save_adversarial
+from stages.lib.attacks import perturbation_norms, random_targets, sign_gradient_attack
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
+from stages.lib.errors import warn
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
-from stages.lib.params import load_params
-from stages.lib.runtime import resolve_device, use_threads
+from stages.lib.params import StageParams, load_params
+from stages.lib.runtime import Device, Threads, set_up
 
 
-def read_params(params, kind):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    a = params.attack
-    return {"device": params.device, "threads": params.threads, "step_size": a.step_size,
-            "max_steps": a.max_steps, "epsilon": a.epsilon, "batch_size": a.batch_size, "n_images": a.n_images,
-            "seed": a.seed if kind == "targeted" else None, "grid_size": a.grid_size,
-            "gallery": list(getattr(a.gallery, kind))}
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    attack: AttackSection
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
+    device: str
+    threads: str | int
+    step_size: float
+    max_steps: int
+    epsilon: float | None
+    batch_size: int
+    n_images: int | None
+    seed: int | None  # of the random targets; None for the untargeted attack
+    grid_size: int
+    gallery: list[int]
+
+
+def read_params(path, kind):
+    p = load_params(Params, path)
+    a = p.attack
+    return Run(p.device, p.threads, a.step_size, a.max_steps, a.epsilon, a.batch_size, a.n_images,
+               a.seed if kind == "targeted" else None, a.grid_size, list(getattr(a.gallery, kind)))
 
 
 def gallery_positions(requested, indices, success):
@@ -43,10 +65,10 @@ def gallery_positions(requested, indices, success):
         later = [q for q in successful if int(indices[q]) > index and q not in chosen]
         spare = later or [q for q in successful if q not in chosen]
         if not spare:
-            cli.warn(f"gallery index {index}: no successful example left to show instead")
+            warn(f"gallery index {index}: no successful example left to show instead")
             continue
         reason = "is not in the attacked test images" if pos is None else "was not attacked successfully"
-        cli.warn(f"gallery index {index} {reason}; showing test index {int(indices[spare[0]])} instead")
+        warn(f"gallery index {index} {reason}; showing test index {int(indices[spare[0]])} instead")
         chosen.append(spare[0])
     return chosen
 
@@ -58,24 +80,23 @@ def main(argv=None):
     parser.add_argument("--model", required=True, help="the checkpoint of the attacked model")
     parser.add_argument("--out", required=True, help="the adversarial set to write")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params), args.kind)
-    use_threads(p["threads"])
-    device = resolve_device(p["device"])
+    run = read_params(args.params, args.kind)
+    device, _ = set_up(run.device, run.threads)
     model = load_cnn(args.model, device)
     images, labels = load_split(args.data, "test")
     inputs, labels = to_model_input(images).to(device), labels.to(device)
-    correct = torch.nonzero(predict(model, inputs, p["batch_size"]) == labels).flatten()
-    indices = correct[:p["n_images"]] if p["n_images"] else correct
+    correct = torch.nonzero(predict(model, inputs, run.batch_size) == labels).flatten()
+    indices = correct[:run.n_images] if run.n_images else correct
     originals, true_labels = inputs[indices], labels[indices]
     targets = None
     if args.kind == "targeted":
-        targets = random_targets(true_labels, torch.Generator().manual_seed(p["seed"])).to(device)
+        targets = random_targets(true_labels, torch.Generator().manual_seed(run.seed)).to(device)
     start = time.perf_counter()
     adversarial, success, steps = sign_gradient_attack(
-        model, originals, true_labels, targets=targets, step_size=p["step_size"], max_steps=p["max_steps"],
-        bounds=PIXEL_RANGE, epsilon=p["epsilon"], batch_size=p["batch_size"], desc=f"attack {args.kind}")
+        model, originals, true_labels, targets=targets, step_size=run.step_size, max_steps=run.max_steps,
+        bounds=PIXEL_RANGE, epsilon=run.epsilon, batch_size=run.batch_size, desc=f"attack {args.kind}")
     seconds = time.perf_counter() - start
-    predicted = predict(model, adversarial, p["batch_size"])
+    predicted = predict(model, adversarial, run.batch_size)
     linf, l2 = perturbation_norms(originals, adversarial)
     won = success.nonzero().flatten()
     targets_or_none = targets if targets is not None else torch.full_like(true_labels, -1)
@@ -84,7 +105,7 @@ def main(argv=None):
     metrics = {"images_attacked": len(indices), "success_rate": len(won) / max(len(indices), 1),
                "steps_median": steps[won].double().median().item() if len(won) else None}
     examples = []
-    for pos in gallery_positions(p["gallery"], indices.cpu(), success.cpu()):
+    for pos in gallery_positions(run.gallery, indices.cpu(), success.cpu()):
         title = f"index {int(indices[pos])}: true {int(true_labels[pos])}, predicted {int(predicted[pos])}"
         if targets is not None:
             title += f", target {int(targets[pos])}"
@@ -99,7 +120,7 @@ def main(argv=None):
         if examples:
             plotting.adversarial_gallery(examples, figures / "gallery.png")
         if len(won):
-            plotting.image_grid(adversarial[won[:p["grid_size"]], 0].cpu(), figures / "grid.png")
+            plotting.image_grid(adversarial[won[:run.grid_size], 0].cpu(), figures / "grid.png")
     name = f"attack {args.kind} on {Path(args.model).stem}"
     log_run(name, seconds=seconds, images_per_s=len(indices) / seconds if seconds else None)
     print(f"{name}: {len(won)}/{len(indices)} successful ({metrics['success_rate']:.1%}), "

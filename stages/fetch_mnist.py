@@ -7,21 +7,43 @@ the split sizes) and plots/data/class_counts.csv (images per digit in each split
 the official checksums and puts them in torchvision's cache under data.cache_dir, where the stage
 (data.source auto or mnist) then finds them without a network.
 """
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
 from stages.lib import cli
 from stages.lib.data import SPLITS, class_counts, save_split, split_path
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.mnist import import_mnist, load_mnist
-from stages.lib.params import load_params
+from stages.lib.params import Section, Seed, StageParams, load_params
 
 METRICS = "metrics/data.json"
 CLASS_COUNTS = "plots/data/class_counts.csv"
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    data = params.data
-    return {"source": data.source, "cache_dir": data.cache_dir, "timeout": data.download_timeout,
-            "seed": data.seed}
+class DataSection(Section):
+    """Params section `data`."""
+    source: Annotated[str, Field(min_length=1)]  # auto | mnist | sample | a directory of IDX files
+    cache_dir: Annotated[str, Field(min_length=1)]
+    download_timeout: Annotated[float, Field(gt=0, le=3600)]  # seconds per network operation
+    seed: Seed
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_dir_is_a_directory(cls, value):
+        if Path(value).exists() and not Path(value).is_dir():
+            raise ValueError(f"must be a directory, but {value!r} is a file")
+        return value
+
+
+class Params(StageParams):
+    data: DataSection
+
+
+def read_params(path):
+    """What this stage reads of params.yaml (all of it is listed in dvc.yaml)."""
+    return load_params(Params, path).data
 
 
 def main(argv=None):
@@ -31,12 +53,12 @@ def main(argv=None):
     target.add_argument("--import", dest="import_dir", metavar="DIR",
                         help="install the four MNIST files of DIR in data.cache_dir, then exit")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params))
+    p = read_params(args.params)
     if args.import_dir:
-        folder = import_mnist(args.import_dir, p["cache_dir"])
+        folder = import_mnist(args.import_dir, p.cache_dir)
         print(f"fetch_mnist: the official MNIST files are in {folder}; `dvc repro` uses them (data.source auto or mnist)")
         return
-    splits, used, official = load_mnist(p["source"], p["cache_dir"], p["timeout"], p["seed"])
+    splits, used, official = load_mnist(p.source, p.cache_dir, p.download_timeout, p.seed)
     counts = [{"split": split, "digit": int(digit), "count": count}
               for split in SPLITS for digit, count in class_counts(splits[split][1]).items()]
     with staged_outputs() as stage:

@@ -4,11 +4,14 @@ Writes a 3-D surface figure per quantity and the seed's five side by side (plots
 the grid values as a long table for `dvc plots` heat maps (grid.csv), every observation
 (observations.csv) and the headline ones in metrics/loss_surfaces.json.
 """
+from typing import Annotated
+
 import pandas as pd
+from pydantic import Field, field_validator
 
 from stages.lib import cli, plotting
 from stages.lib.io import staged_outputs, write_csv, write_json
-from stages.lib.params import load_params
+from stages.lib.params import Positive, Section, StageParams, load_params
 from stages.lib.surfaces import QUANTITIES, SEED_FIGURE, TITLES, analytic, autograd_gradients, grid, observations
 
 FIGURES = "plots/loss_surfaces/figures"
@@ -19,19 +22,54 @@ HEADLINE = ("ce_gt_l2_fraction", "max_abs_ce_grad_w", "max_abs_l2_grad_w", "flat
             "flat_fraction_ce_grad_w")
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    s = params.loss_surfaces
-    return {"x": s.x, "y": s.y, "w_range": tuple(s.w_range), "b_range": tuple(s.b_range), "step": s.step,
-            "flat_threshold": s.flat_threshold}
+MAX_GRID_SIDE = 2001  # points per axis
+MAX_ABS = 1e6         # |x| and the ranges' ends: beyond it sigmoid is 0 or 1 everywhere on the grid
+Finite = Annotated[float, Field(ge=-MAX_ABS, le=MAX_ABS)]
+Interval = Annotated[list[Finite], Field(min_length=2, max_length=2)]
+
+
+class LossSurfacesSection(Section):
+    """Params section `loss_surfaces`: one sigmoid neuron S(wx + b), its target y and the (w, b) grid."""
+    x: Finite
+    y: Annotated[float, Field(ge=0, le=1)]
+    w_range: Interval
+    b_range: Interval
+    step: Positive
+    flat_threshold: Positive
+
+    @field_validator("w_range", "b_range")
+    @classmethod
+    def _increasing(cls, value):
+        if not value[0] < value[1]:
+            raise ValueError(f"must be [low, high] with low < high, got {value!r}")
+        return value
+
+    @field_validator("step")
+    @classmethod
+    def _bounded_grid(cls, step, info):
+        for name in ("w_range", "b_range"):
+            low, high = info.data.get(name, (0.0, 0.0))
+            if (high - low) / step + 1 > MAX_GRID_SIDE:
+                raise ValueError(f"gives {round((high - low) / step) + 1} points along {name}; "
+                                 f"at most {MAX_GRID_SIDE} are allowed")
+        return step
+
+
+class Params(StageParams):
+    loss_surfaces: LossSurfacesSection
+
+
+def read_params(path):
+    """What this stage reads of params.yaml (all of it is listed in dvc.yaml)."""
+    return load_params(Params, path).loss_surfaces
 
 
 def main(argv=None):
     args = cli.parser(__doc__).parse_args(argv)
-    p = read_params(load_params(args.params))
-    W, B = grid(p["w_range"], p["b_range"], p["step"])
-    surfaces = analytic(W, B, p["x"], p["y"])
-    found = observations(surfaces, autograd_gradients(W, B, p["x"], p["y"]), p["flat_threshold"])
+    p = read_params(args.params)
+    W, B = grid(p.w_range, p.b_range, p.step)
+    surfaces = analytic(W, B, p.x, p.y)
+    found = observations(surfaces, autograd_gradients(W, B, p.x, p.y), p.flat_threshold)
     table = pd.concat(
         [pd.DataFrame({"w": W.flatten(), "b": B.flatten(), "quantity": name, "value": surfaces[name].flatten()})
          for name in QUANTITIES], ignore_index=True)

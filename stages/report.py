@@ -8,17 +8,13 @@ makes `dvc plots show/diff` work offline (make does this; .dvc/config points at 
 from pathlib import Path
 
 from stages.lib import cli
-from stages.lib import report as html
+from stages.lib import html_page as html
+from stages.lib.errors import StageError
 from stages.lib.io import read_csv, read_json, staged_outputs
-from stages.lib.params import load_params, read_yaml
+from stages.lib.params import read_yaml
 
 OUT = "report/index.html"
 SEED = "reference/seed.yaml"
-
-
-def read_params(params):
-    """The plain values this stage uses: none (it reads the pipeline's outputs)."""
-    return {}
 
 
 def figures(folder, names=None, exclude=(), width=None):
@@ -27,7 +23,7 @@ def figures(folder, names=None, exclude=(), width=None):
     paths = [folder / n for n in names] if names else sorted(folder.glob("*.png")) + sorted(folder.glob("*.gif"))
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise cli.StageError(f"{missing[0]}: not found; run `dvc repro` to make it")
+        raise StageError(f"{missing[0]}: not found; run `dvc repro` to make it")
     return "".join(html.figure(p, p.name, width) for p in paths if p.name not in exclude)
 
 
@@ -114,11 +110,9 @@ def gallery_rows(kind, images, seed_gallery):
 
 def problem_4(seed, official):
     attacks, transfer_sets = seed["attack"], read_csv("plots/transfer/sets.csv").set_index("set")
-    receivers = [k.removesuffix("_accuracy") for k in read_json("metrics/transfer.json")["untargeted"]
-                 if k.endswith("_accuracy")]
+    roles = read_json("metrics/transfer.json")
+    source, receivers = roles["source"], roles["receivers"]
     receiver = receivers[0]
-    source = [c for c in transfer_sets.columns if c.endswith("_accuracy") and not c.endswith("_clean_accuracy")
-              and c.removesuffix("_accuracy") not in receivers][0]
     rows, attacked = [], {}
     for kind in ("untargeted", "targeted"):
         metrics = read_json(f"metrics/attack_{kind}.json")
@@ -129,7 +123,7 @@ def problem_4(seed, official):
                  (f"{kind}: mean L-inf of the perturbation", float(won["linf"].mean()) if len(won) else None, None, None),
                  (f"{kind}: adversarial images shown to {receiver}", int(transfer_sets.loc[kind, "images"]),
                   seed["transfer"][kind]["images"], seed["transfer"]["section"]),
-                 (f"{kind}: {source.removesuffix('_accuracy')} accuracy on them", transfer_sets.loc[kind, source],
+                 (f"{kind}: {source} accuracy on them", transfer_sets.loc[kind, f"{source}_accuracy"],
                   seed["transfer"]["source_accuracy"], seed["transfer"]["section"]),
                  (f"{kind}: {receiver} accuracy on them", transfer_sets.loc[kind, f"{receiver}_accuracy"],
                   seed["transfer"][kind]["accuracy"], seed["transfer"]["section"])]
@@ -183,7 +177,6 @@ def main(argv=None):
     parser = cli.parser(__doc__)
     parser.add_argument("--dvc-template", metavar="PATH", help="write the offline `dvc plots` template, then exit")
     args = parser.parse_args(argv)
-    read_params(load_params(args.params))
     with staged_outputs() as stage:
         if args.dvc_template:
             stage(args.dvc_template).write_text(html.dvc_plots_template(*html.vega_bundle()))

@@ -5,29 +5,62 @@ share (retrain.share) of the training images, made on `attack.model` by the seed
 
 Writes the checkpoint, metrics/train/retrain.json and plots/train/retrain.csv, as train@<name> does.
 """
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 
 from stages.lib import cli
-from stages.lib.attacks import adversarial_copies
-from stages.lib.data import PIXEL_RANGE
+from stages.lib.adversarial_sets import KINDS, AttackSection
+from stages.lib.data import PIXEL_RANGE, load_model_inputs
+from stages.lib.defences import adversarial_copies
 from stages.lib.io import staged_outputs
-from stages.lib.models import load_cnn
-from stages.lib.params import load_params
-from stages.lib.training import train_and_report, write_trained_model
-from stages.train import HEADLINE
+from stages.lib.models import CnnSpec, load_cnn
+from stages.lib.params import Section, Seed, StageParams, load_params
+from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.training import HEADLINE, Schedule, TrainSection, train_cnn, write_trained_model
 
 NAME = "retrain"
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    train, retrain, attack = params.train, params.retrain, params.attack
-    return {"device": params.device, "threads": params.threads, "spec": params.model.spec(),
-            "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr, "momentum": train.momentum,
-            "eval_batch_size": train.eval_batch_size, "seed": retrain.seed,
-            "copies": {"share": retrain.share, "kind": retrain.kind, "seed": retrain.seed,
-                       "step_size": attack.step_size, "max_steps": attack.max_steps, "epsilon": attack.epsilon,
-                       "batch_size": attack.batch_size}}
+class RetrainSection(Section):
+    share: Annotated[float, Field(gt=0, le=1)]  # of the training images that get an adversarial copy
+    kind: Literal[KINDS]
+    seed: Seed
+
+
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    model: CnnSpec
+    train: TrainSection
+    retrain: RetrainSection
+    attack: AttackSection
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
+    device: str
+    threads: str | int
+    spec: CnnSpec
+    schedule: Schedule
+    lr: float
+    momentum: float
+    retrain: RetrainSection
+    step_size: float        # the seed's attack, as attack.* sets it
+    max_steps: int
+    epsilon: float | None
+    attack_batch_size: int
+
+
+def read_params(path):
+    p = load_params(Params, path)
+    a = p.attack
+    t = p.train
+    return Run(p.device, p.threads, p.model, t.schedule(), t.lr, t.momentum, p.retrain, a.step_size, a.max_steps,
+               a.epsilon, a.batch_size)
 
 
 def main(argv=None):
@@ -36,21 +69,21 @@ def main(argv=None):
     parser.add_argument("--source", required=True, help="the checkpoint of the attacked model (attack.model)")
     parser.add_argument("--model", required=True, help="the checkpoint to write")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params))
-    copies = p.pop("copies")
-    added = {}
-
-    def with_adversarial_copies(train, device):
-        source = load_cnn(args.source, device)
-        images, labels = adversarial_copies(source, *train, bounds=PIXEL_RANGE, desc="retrain: attack", **copies)
-        added["images"] = len(labels)
-        print(f"retrain: {len(labels)} adversarial copies of training images added to {len(train[1])}")
-        return (torch.cat([train[0], images]), torch.cat([train[1], labels])), {}
-
-    model, history, summary = train_and_report(args.data, NAME, prepare=with_adversarial_copies, **p)
+    run = read_params(args.params)
+    device, threads = set_up(run.device, run.threads)
+    (images, labels), test = load_model_inputs(args.data, device)
+    source = load_cnn(args.source, device)
+    copies, copy_labels = adversarial_copies(
+        source, images, labels, share=run.retrain.share, kind=run.retrain.kind, seed=run.retrain.seed,
+        step_size=run.step_size, max_steps=run.max_steps, epsilon=run.epsilon, bounds=PIXEL_RANGE,
+        batch_size=run.attack_batch_size, desc="retrain: attack")
+    print(f"retrain: {len(copy_labels)} adversarial copies of training images added to {len(labels)}")
+    train = (torch.cat([images, copies]), torch.cat([labels, copy_labels]))
+    model, history, summary = train_cnn(run.spec, run.schedule, run.retrain.seed, train, test, lr=run.lr,
+                                        momentum=run.momentum, name=NAME, device=device, threads=threads)
     with staged_outputs() as stage:
-        write_trained_model(stage, NAME, model, p["spec"], args.model, history,
-                            {k: summary[k] for k in HEADLINE} | {"adversarial_images": added["images"]})
+        write_trained_model(stage, NAME, model, run.spec, args.model, history,
+                            {k: summary[k] for k in HEADLINE} | {"adversarial_images": len(copy_labels)})
 
 
 if __name__ == "__main__":

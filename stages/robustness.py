@@ -16,29 +16,82 @@ Writes metrics/robustness.json, plots/robustness/<model>.csv (accuracy vs epsilo
 plots/robustness/transfer.csv (accuracy of every model on the source's images vs epsilon and margin).
 """
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field, field_validator
 
 from stages.lib import cli
+from stages.lib.adversarial_sets import AttackSection
 from stages.lib.attacks import fgsm, perturbation_norms, pgd, sign_gradient_attack
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
-from stages.lib.params import load_params
-from stages.lib.runtime import resolve_device, use_threads
+from stages.lib.params import Count, Name, Positive, Section, Seed, StageParams, load_params, unique
+from stages.lib.runtime import Device, Threads, set_up
+
+# Perturbation budgets are in the pixel units the models see ([-1, 1]): 2 spans the whole range.
+Budget = Annotated[float, Field(ge=0, le=2)]
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    r = params.robustness
-    if r.source not in r.models:
-        raise cli.StageError(f"params.yaml: 'robustness.source' ({r.source}) must be one of 'robustness.models'")
-    return {"device": params.device, "threads": params.threads, "models": list(r.models), "source": r.source,
-            "epsilon": list(r.epsilon), "pgd": {"steps": r.pgd.steps, "step_size": r.pgd.step_size,
-                                                "restarts": r.pgd.restarts},
-            "margins": list(r.margins), "n_images": r.n_images, "seed": r.seed, "batch_size": r.batch_size,
-            "step_size": params.attack.step_size, "max_steps": params.attack.max_steps}
+class Pgd(Section):
+    steps: Annotated[int, Field(ge=1, le=10_000)]
+    step_size: Positive
+    restarts: Annotated[int, Field(ge=1, le=100)]
+
+
+class RobustnessSection(Section):
+    models: Annotated[list[Name], Field(min_length=1)]
+    source: Name          # whose PGD and margin-attack images are shown to every model
+    epsilon: Annotated[list[Budget], Field(min_length=1)]
+    pgd: Pgd
+    margins: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+    n_images: Count | None
+    seed: Seed
+    batch_size: Count
+
+    @field_validator("models", "margins")
+    @classmethod
+    def _no_repeats(cls, value):
+        return unique(value)
+
+    @field_validator("epsilon")
+    @classmethod
+    def _increasing(cls, value):
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"must increase, got {value!r}")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _one_of_the_models(cls, source, info):
+        if source not in info.data.get("models", [source]):
+            raise ValueError(f"must be one of 'robustness.models' ({', '.join(info.data['models'])})")
+        return source
+
+
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    robustness: RobustnessSection
+    attack: AttackSection
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
+    device: str
+    threads: str | int
+    robustness: RobustnessSection
+    step_size: float  # the seed's unbounded attack, as attack.* sets it
+    max_steps: int
+
+
+def read_params(path):
+    p = load_params(Params, path)
+    return Run(p.device, p.threads, p.robustness, p.attack.step_size, p.attack.max_steps)
 
 
 def accuracy(fooled):
@@ -71,14 +124,14 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
     parser.add_argument("--models", required=True, help="the folder of the checkpoints <name>.pt")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params))
-    use_threads(p["threads"])
-    device = resolve_device(p["device"])
-    models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in p["models"]}
+    run = read_params(args.params)
+    r = run.robustness
+    device, _ = set_up(run.device, run.threads)
+    models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in r.models}
     images, labels = load_split(args.data, "test")
-    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(p["seed"]))[:p["n_images"]]
+    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(r.seed))[:r.n_images]
     x, y = to_model_input(images[chosen]).to(device), labels[chosen].to(device)
-    epsilons, batch = p["epsilon"], p["batch_size"]
+    epsilons, batch = r.epsilon, r.batch_size
     start = time.perf_counter()
 
     curves = {}
@@ -88,26 +141,27 @@ def main(argv=None):
             "clean": clean,
             "fgsm": bounded_curve(lambda xs, ys, e: fgsm(model, xs, ys, e, bounds=PIXEL_RANGE, batch_size=batch)[1],
                                   x, y, epsilons),
-            "pgd": bounded_curve(lambda xs, ys, e: pgd(model, xs, ys, e, bounds=PIXEL_RANGE, batch_size=batch,
-                                                       seed=p["seed"], **p["pgd"])[1], x, y, epsilons),
-            "minimal": minimal_curve(model, x, y, epsilons, step_size=p["step_size"], max_steps=p["max_steps"],
+            "pgd": bounded_curve(lambda xs, ys, e: pgd(model, xs, ys, e, steps=r.pgd.steps, step_size=r.pgd.step_size,
+                                                       restarts=r.pgd.restarts, bounds=PIXEL_RANGE, batch_size=batch,
+                                                       seed=r.seed)[1], x, y, epsilons),
+            "minimal": minimal_curve(model, x, y, epsilons, step_size=run.step_size, max_steps=run.max_steps,
                                      batch_size=batch),
         }
         print(f"robustness {name}: clean {clean:.4f}; PGD " + ", ".join(
             f"{e / 2:g}: {a:.3f}" for e, a in zip(epsilons, curves[name]["pgd"])) + " (epsilon in [0, 1])")
 
-    source = models[p["source"]]
+    source = models[r.source]
     transfer_rows = []
     for epsilon in epsilons:
         adversarial, _, _ = sign_gradient_attack(
-            source, x, y, step_size=p["pgd"]["step_size"], max_steps=p["pgd"]["steps"], epsilon=epsilon,
-            bounds=PIXEL_RANGE, batch_size=batch, early_stop=False, random_start=True, seed=p["seed"])
+            source, x, y, step_size=r.pgd.step_size, max_steps=r.pgd.steps, epsilon=epsilon,
+            bounds=PIXEL_RANGE, batch_size=batch, early_stop=False, random_start=True, seed=r.seed)
         transfer_rows.append({"setting": "pgd", "epsilon": epsilon, "epsilon_01": epsilon / 2, "margin": None,
                               "median_linf": None}
                              | {name: accuracy(predict(m, adversarial, batch) != y) for name, m in models.items()})
-    for margin in p["margins"]:
-        adversarial, fooled, _ = sign_gradient_attack(source, x, y, step_size=p["step_size"],
-                                                      max_steps=p["max_steps"], bounds=PIXEL_RANGE,
+    for margin in r.margins:
+        adversarial, fooled, _ = sign_gradient_attack(source, x, y, step_size=run.step_size,
+                                                      max_steps=run.max_steps, bounds=PIXEL_RANGE,
                                                       batch_size=batch, margin=margin)
         linf, _ = perturbation_norms(x, adversarial)
         transfer_rows.append({"setting": "margin", "epsilon": None, "epsilon_01": None, "margin": margin,
@@ -124,7 +178,7 @@ def main(argv=None):
         "epsilon_01": by_epsilon([e / 2 for e in epsilons]),
         "models": {name: {"clean": c["clean"]} | {attack: by_epsilon(c[attack]) for attack in ("fgsm", "pgd", "minimal")}
                    for name, c in curves.items()},
-        "transfer": {"source": p["source"],
+        "transfer": {"source": r.source,
                      "pgd": {name: by_epsilon([r[name] for r in transfer_rows if r["setting"] == "pgd"])
                              for name in models},
                      "margin": {name: {f"{r['margin']:g}": r[name] for r in transfer_rows if r["setting"] == "margin"}

@@ -3,19 +3,40 @@
 Trains the CNN with params `sweep` (the same seed for every point) and writes
 metrics/sweep/<point>.json (the run's summary, read by sweep_summary) and plots/sweep/<point>.csv.
 """
+from dataclasses import dataclass
+
 from stages.lib import cli
+from stages.lib.data import load_model_inputs
+from stages.lib.errors import UsageError
 from stages.lib.io import staged_outputs, write_csv, write_json
-from stages.lib.params import load_params
-from stages.lib.training import train_and_report
+from stages.lib.models import CnnSpec
+from stages.lib.params import StageParams, load_params
+from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.sweep_grid import SweepSection
+from stages.lib.training import Schedule, train_cnn
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys (the point itself comes
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    model: CnnSpec
+    sweep: SweepSection
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this stage reads of params.yaml; dvc.yaml lists exactly these keys (the point itself comes
     from the command line, so a new grid value trains only the new points)."""
-    sweep = params.sweep
-    return {"device": params.device, "threads": params.threads, "spec": params.model.spec(),
-            "epochs": sweep.epochs, "momentum": sweep.momentum, "eval_batch_size": sweep.eval_batch_size,
-            "seed": sweep.seed}
+    device: str
+    threads: str | int
+    spec: CnnSpec
+    epochs: int
+    momentum: float
+    eval_batch_size: int
+    seed: int
+
+    def schedule(self, batch_size):
+        return Schedule(epochs=self.epochs, batch_size=batch_size, eval_batch_size=self.eval_batch_size)
 
 
 def parse_point(batch_size, lr):
@@ -25,14 +46,20 @@ def parse_point(batch_size, lr):
     except ValueError:
         batch_size_value = 0
     if batch_size_value < 1:
-        raise cli.UsageError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
+        raise UsageError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
     try:
         lr_value = float(lr)
     except ValueError:
         lr_value = 0.0
     if not 0 < lr_value < float("inf"):
-        raise cli.UsageError(f"--lr must be a number > 0, got {lr!r}")
+        raise UsageError(f"--lr must be a number > 0, got {lr!r}")
     return batch_size_value, lr_value
+
+
+def read_params(path):
+    p = load_params(Params, path)
+    s = p.sweep
+    return Run(p.device, p.threads, p.model, s.epochs, s.momentum, s.eval_batch_size, s.seed)
 
 
 def main(argv=None):
@@ -41,12 +68,16 @@ def main(argv=None):
     parser.add_argument("--batch-size", required=True)
     parser.add_argument("--lr", required=True)
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params))
+    run = read_params(args.params)
     batch_size, lr = parse_point(args.batch_size, args.lr)
     name = f"{args.batch_size}-{args.lr}"  # as dvc.yaml spells the outputs
-    _, history, summary = train_and_report(args.data, f"sweep {name}", batch_size=batch_size, lr=lr, **p)
+    device, threads = set_up(run.device, run.threads)
+    train, test = load_model_inputs(args.data, device)
+    _, history, summary = train_cnn(run.spec, run.schedule(batch_size), run.seed, train, test, lr=lr,
+                                    momentum=run.momentum, name=f"sweep {name}", device=device, threads=threads)
     with staged_outputs() as stage:
-        write_json(stage(f"metrics/sweep/{name}.json"), {"batch_size": batch_size, "lr": lr, "seed": p["seed"], **summary})
+        write_json(stage(f"metrics/sweep/{name}.json"), {"batch_size": batch_size, "lr": lr, "seed": run.seed,
+                                                          **summary})
         write_csv(stage(f"plots/sweep/{name}.csv"), history)
 
 

@@ -10,8 +10,10 @@ import math
 import pandas as pd
 
 from stages.lib import cli, plotting
+from stages.lib.errors import StageError
 from stages.lib.io import read_csv, read_json, staged_outputs, write_csv, write_json
-from stages.lib.params import load_params, point_name
+from stages.lib.params import StageParams, load_params
+from stages.lib.sweep_grid import SweepSection, point_name
 
 SUMMARY = "plots/sweep_summary"
 FIGURES = "plots/sweep_summary/figures"
@@ -19,9 +21,14 @@ CURVES = ("train_loss", "test_loss", "train_acc", "test_acc")
 SUMMARY_KEYS = ("final_test_acc", "best_test_acc", "best_epoch", "min_train_loss", "epochs", "diverged")
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    return {"points": params.sweep.points()}
+class Params(StageParams):
+    sweep: SweepSection
+
+
+def read_params(path):
+    """The sweep's (batch size, lr) points: what this stage reads of params.yaml (the grid and the
+    extra points; dvc.yaml lists exactly these keys)."""
+    return load_params(Params, path).sweep.points()
 
 
 def read_curves(name):
@@ -29,7 +36,7 @@ def read_curves(name):
     curves = read_csv(path)
     missing = {"epoch", *CURVES} - set(curves.columns)
     if missing or curves.empty:
-        raise cli.StageError(f"{path}: expected columns epoch, {', '.join(CURVES)} and at least one row; "
+        raise StageError(f"{path}: expected columns epoch, {', '.join(CURVES)} and at least one row; "
                              f"rerun `dvc repro -f sweep@{name}`")
     return curves
 
@@ -39,7 +46,7 @@ def read_summary(name):
     summary = read_json(path)
     missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
     if missing:
-        raise cli.StageError(f"{path}: missing '{missing[0]}'; rerun `dvc repro -f sweep@{name}`")
+        raise StageError(f"{path}: missing '{missing[0]}'; rerun `dvc repro -f sweep@{name}`")
     return summary
 
 
@@ -55,7 +62,7 @@ def markdown_table(table):
 
 def main(argv=None):
     args = cli.parser(__doc__).parse_args(argv)
-    points = read_params(load_params(args.params))["points"]
+    points = read_params(args.params)
     rows, curves = [], {}
     for batch_size, lr in points:
         name = point_name(batch_size, lr)

@@ -5,22 +5,43 @@ adversarial images.
 Writes the checkpoint (architecture and weights), metrics/train/<name>.json (headline numbers) and
 plots/train/<name>.csv (loss and accuracy per epoch).
 """
+from dataclasses import dataclass
+
 from stages.lib import cli
+from stages.lib.data import load_model_inputs
+from stages.lib.errors import StageError
 from stages.lib.io import staged_outputs
-from stages.lib.params import load_params
-from stages.lib.training import train_and_report, write_trained_model
+from stages.lib.models import CnnSpec
+from stages.lib.params import StageParams, load_params
+from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.training import HEADLINE, Schedule, TrainSection, train_cnn, write_trained_model
 
-HEADLINE = ("final_test_acc", "best_test_acc", "device", "threads")
+
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    model: CnnSpec
+    train: TrainSection
 
 
-def read_params(params, name):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    train = params.train
-    if name not in train.models:
-        raise cli.StageError(f"params.yaml: 'train.models' has no model '{name}' (it has: {', '.join(train.models)})")
-    return {"device": params.device, "threads": params.threads, "spec": params.model.spec(),
-            "epochs": train.epochs, "batch_size": train.batch_size, "lr": train.lr, "momentum": train.momentum,
-            "eval_batch_size": train.eval_batch_size, "seed": train.models[name].seed}
+@dataclass(frozen=True)
+class Run:
+    """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
+    device: str
+    threads: str | int
+    spec: CnnSpec
+    schedule: Schedule
+    lr: float
+    momentum: float
+    seed: int
+
+
+def read_params(path, name):
+    p = load_params(Params, path)
+    if name not in p.train.models:
+        raise StageError(f"{path}: 'train.models' has no model '{name}' (it has: {', '.join(p.train.models)})")
+    t = p.train
+    return Run(p.device, p.threads, p.model, t.schedule(), t.lr, t.momentum, t.models[name].seed)
 
 
 def main(argv=None):
@@ -29,10 +50,13 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
     parser.add_argument("--model", required=True, help="the checkpoint to write")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params), args.name)
-    model, history, summary = train_and_report(args.data, args.name, **p)
+    run = read_params(args.params, args.name)
+    device, threads = set_up(run.device, run.threads)
+    train, test = load_model_inputs(args.data, device)
+    model, history, summary = train_cnn(run.spec, run.schedule, run.seed, train, test, lr=run.lr,
+                                        momentum=run.momentum, name=args.name, device=device, threads=threads)
     with staged_outputs() as stage:
-        write_trained_model(stage, args.name, model, p["spec"], args.model, history,
+        write_trained_model(stage, args.name, model, run.spec, args.model, history,
                             {k: summary[k] for k in HEADLINE})
 
 

@@ -4,30 +4,60 @@ trained independently, and the defended models retrain and adversarial_training)
 
 For each set and model: accuracy against the true labels, the rate of predicting the target (targeted
 set) and the clean accuracy on the same images. Writes metrics/transfer.json (each receiver's accuracy
-per set and its target rate), plots/transfer/sets.csv (every figure per set) and a confusion matrix per
-set for the first receiver (true label vs its prediction).
+per set and its target rate, and the roles: which model is the source and which receive), plots/transfer/
+sets.csv (every figure per set) and a confusion matrix per set for the first receiver (true label vs its
+prediction).
 """
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import torch
+from pydantic import Field, field_validator
 
 from stages.lib import cli, plotting
-from stages.lib.attacks import KINDS, load_adversarial
+from stages.lib.adversarial_sets import KINDS, AttackSection, load_adversarial
 from stages.lib.data import NUM_CLASSES, PIXEL_RANGE, load_split, to_model_input
+from stages.lib.errors import StageError
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
-from stages.lib.params import load_params
-from stages.lib.runtime import resolve_device, use_threads
+from stages.lib.params import Name, Section, StageParams, load_params, unique
+from stages.lib.runtime import Device, Threads, set_up
 
 
-def read_params(params):
-    """The plain values this stage uses; dvc.yaml lists exactly these keys."""
-    source, receivers = params.attack.model, list(params.transfer.models)
+class TransferSection(Section):
+    models: Annotated[list[Name], Field(min_length=1)]  # the receivers of attack.model's adversarial sets
+
+    @field_validator("models")
+    @classmethod
+    def _no_repeats(cls, value):
+        return unique(value)
+
+
+class Params(StageParams):
+    device: Device
+    threads: Threads
+    attack: AttackSection
+    transfer: TransferSection
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
+    device: str
+    threads: str | int
+    batch_size: int
+    source: str            # attack.model: the model the adversarial sets were made on
+    receivers: list[str]   # transfer.models
+
+
+def read_params(path):
+    p = load_params(Params, path)
+    source, receivers = p.attack.model, list(p.transfer.models)
     if source in receivers:
-        raise cli.StageError(f"params.yaml: 'transfer.models' names {source!r}, the attacked model itself "
-                             "(attack.model); name independently trained ones")
-    return {"device": params.device, "threads": params.threads, "batch_size": params.attack.batch_size,
-            "source": source, "receivers": receivers}
+        raise StageError(f"{path}: 'transfer.models' names {source!r}, the attacked model itself "
+                         "(attack.model); name independently trained ones")
+    return Run(p.device, p.threads, p.attack.batch_size, source, receivers)
 
 
 def accuracy(predicted, labels):
@@ -40,15 +70,14 @@ def main(argv=None):
     parser.add_argument("--adversarial", required=True, help="the folder of the attacks' <kind>.pt files")
     parser.add_argument("--models", required=True, help="the folder of the checkpoints <name>.pt")
     args = parser.parse_args(argv)
-    p = read_params(load_params(args.params))
-    use_threads(p["threads"])
-    device = resolve_device(p["device"])
-    source, receivers, batch = p["source"], p["receivers"], p["batch_size"]
+    run = read_params(args.params)
+    device, _ = set_up(run.device, run.threads)
+    source, receivers, batch = run.source, run.receivers, run.batch_size
     test_images, _ = load_split(args.data, "test")
     sets = {kind: load_adversarial(Path(args.adversarial) / f"{kind}.pt", len(test_images), PIXEL_RANGE)
             for kind in KINDS}
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in [source, *receivers]}
-    metrics, rows, confusions = {}, [], {}
+    metrics, rows, confusions = {"source": source, "receivers": receivers}, [], {}
     for kind, adversarial in sets.items():
         won = adversarial["success"]
         images = adversarial["images"][won].to(device)

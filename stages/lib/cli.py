@@ -1,19 +1,11 @@
-"""The command line every stage runs under.
-
-A problem the user can fix (bad params, a missing or corrupt input, an output that cannot be written,
-unreachable data) is one line `error: …` on stderr and exit status 2; Ctrl-C is one line and 130.
+"""The command line every stage runs under: its argument parser and the error contract of
+stages.lib.errors (one line `error: …` on stderr and exit status 2; Ctrl-C is one line and 130).
 """
 import argparse
 import signal
 import sys
 
-
-class StageError(Exception):
-    """A problem the user can fix; its message is one line that names the key or file."""
-
-
-class UsageError(StageError):
-    """A bad command line."""
+from stages.lib.errors import StageError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +39,3 @@ def run(main):
 def _fail(message, status):
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(status)
-
-
-def warn(message):
-    print(f"warning: {message}", file=sys.stderr)

@@ -1,20 +1,18 @@
 """The data the stages share: the MNIST splits that fetch_mnist writes (uint8 images, int64 labels),
-how images enter the models (PIXEL_RANGE, to_model_input), and the four XOR points. Where MNIST comes
-from is stages/lib/mnist.py.
+and how images enter the models (PIXEL_RANGE, to_model_input). Where MNIST comes from is
+stages/lib/mnist.py.
 """
 from pathlib import Path
 
 import torch
 
-from stages.lib.cli import StageError
+from stages.lib.errors import StageError
 from stages.lib.io import load_tensors
 
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 PIXEL_RANGE = (-1.0, 1.0)  # the seed's pixel range: what the models see and the attacks clip to
-XOR_INPUTS = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.float64)
-XOR_TARGETS = torch.tensor([0, 1, 1, 0], dtype=torch.float64)
 
 
 def check_split(path, images, labels):

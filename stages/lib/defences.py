@@ -1,43 +1,77 @@
-"""What the defended models need beyond plain training: adversarial examples made on the fly for each
-batch (adversarial training) and the guard against catastrophic overfitting. The retrain defence's
-adversarial copies come from attacks.adversarial_copies."""
-from stages.lib.attacks import pgd, sign_gradient_attack
+"""The seed's two defences, built on the attack core.
+
+Defence 1 (retrain): adversarial copies of training images, made by the seed's attack on the attacked
+model, added to the training set with their true labels.
+Defence 2 (adversarial training): a per-batch loss with an adversarial term, its examples made on the
+fly for each batch, and a guard against catastrophic overfitting.
+"""
+import torch
+import torch.nn.functional as F
+
+from stages.lib.attacks import pgd, random_targets, sign_gradient_attack
+from stages.lib.models import predict
 
 
-def fgsm_adversary(epsilon, step_size, steps, bounds):
-    """The adversarial examples of adversarial training, made on the fly for each batch: a uniform
-    random start in the epsilon ball, then `steps` sign-gradient steps of step_size (steps=1: the fast
-    FGSM of Wong et al. 2020; more: PGD of Madry et al. 2018), never stopping early."""
-    def adversary(model, x, y, step):
+def adversarial_copies(model, images, labels, *, share, kind, seed, step_size, max_steps, epsilon, bounds,
+                       batch_size, desc=None):
+    """Adversarial versions, made on `model` by the seed's attack, of a seeded `share` of `images`
+    (those the model classifies correctly and the attack fools); returns (images, their true labels)."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(labels), generator=generator)[:round(share * len(labels))].to(labels.device)
+    x, y = images[chosen], labels[chosen]
+    correct = predict(model, x, batch_size) == y
+    x, y = x[correct], y[correct]
+    targets = random_targets(y, generator).to(y.device) if kind == "targeted" else None
+    adversarial, success, _ = sign_gradient_attack(model, x, y, targets=targets, step_size=step_size,
+                                                   max_steps=max_steps, epsilon=epsilon, bounds=bounds,
+                                                   batch_size=batch_size, desc=desc)
+    return adversarial[success], y[success]
+
+
+def adversarial_loss(*, epsilon, step_size, steps, share, bounds):
+    """The per-batch loss of adversarial training, (1 - share) CE(clean) + share CE(adversarial), for
+    training.train_epochs. Its examples start uniformly at random in the epsilon ball (seeded by the
+    training step) and take `steps` sign-gradient steps of step_size, never stopping early: steps=1 is
+    the fast FGSM of Wong et al. 2020, more is PGD of Madry et al. 2018. The logits returned (for the
+    running accuracy) are the adversarial examples'."""
+    def loss(model, x, y, step):
         adversarial, _, _ = sign_gradient_attack(model, x, y, step_size=step_size, max_steps=steps,
                                                  epsilon=epsilon, bounds=bounds, batch_size=len(x),
                                                  early_stop=False, random_start=True, seed=step)
-        return adversarial
-    return adversary
+        model.train()
+        logits = model(adversarial)
+        value = F.cross_entropy(logits, y)
+        if share < 1:
+            value = share * value + (1 - share) * F.cross_entropy(model(x), y)
+        return value, logits
+    return loss
 
 
 class CollapseGuard:
-    """Catastrophic-overfitting guard: after every epoch, PGD accuracy on held-out images; when it falls
-    below its best minus max_drop, training stops and the best epoch's weights are put back."""
+    """Catastrophic-overfitting guard: PGD accuracy on held-out images after every epoch. When it falls
+    more than max_drop below its best, the run has collapsed: `check` puts the best epoch's weights
+    back into the model and the caller stops training."""
 
     def __init__(self, images, labels, *, epsilon, steps, max_drop, bounds, batch_size):
         self.images, self.labels = images, labels
-        self.attack = {"epsilon": epsilon, "steps": steps, "step_size": epsilon / 4, "bounds": bounds,
-                       "batch_size": batch_size}
-        self.max_drop = max_drop
-        self.best = {"accuracy": -1.0, "epoch": 0, "state": None}
+        self.epsilon, self.steps, self.max_drop = epsilon, steps, max_drop
+        self.bounds, self.batch_size = bounds, batch_size
+        self.best_accuracy, self.best_epoch, self.best_state = -1.0, 0, None
         self.collapsed_at = None
 
-    def __call__(self, model, epoch):
-        _, fooled, _ = pgd(model, self.images, self.labels, **self.attack)
+    def check(self, model, epoch):
+        """The held-out PGD accuracy after `epoch`; on a collapse the model gets the best weights back."""
+        _, fooled, _ = pgd(model, self.images, self.labels, self.epsilon, steps=self.steps,
+                           step_size=self.epsilon / 4, bounds=self.bounds, batch_size=self.batch_size)
         accuracy = (~fooled).double().mean().item()
-        if accuracy > self.best["accuracy"]:
-            self.best = {"accuracy": accuracy, "epoch": epoch,
-                         "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        elif accuracy < self.best["accuracy"] - self.max_drop:
+        if accuracy > self.best_accuracy:
+            self.best_accuracy, self.best_epoch = accuracy, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif accuracy < self.best_accuracy - self.max_drop:
             self.collapsed_at = epoch
-            model.load_state_dict(self.best["state"])
-        return {"guard_pgd_acc": accuracy}, self.collapsed_at is not None
+            model.load_state_dict(self.best_state)
+        return accuracy
 
     def summary(self):
-        return {"collapsed_at_epoch": self.collapsed_at, "kept_epoch": self.best["epoch"] if self.collapsed_at else None}
+        return {"collapsed_at_epoch": self.collapsed_at,
+                "kept_epoch": self.best_epoch if self.collapsed_at else None}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from stages.lib.cli import StageError
+from stages.lib.errors import StageError
 
 STAGING_PREFIX = ".staging-"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from stages.lib.cli import StageError, warn
+from stages.lib.errors import StageError, warn
 from stages.lib.data import IMAGE_SHAPE, NUM_CLASSES, SPLITS, check_split
 from stages.lib.io import staged_outputs
 

@@ -1,67 +1,54 @@
-"""The networks: the MNIST CNN of Problems 3 and 4 (with its self-describing checkpoints, predict and
-evaluate), and the batched 2-2-1 XOR network of Problem 2."""
+"""The MNIST CNN of Problems 3 and 4: its architecture (the `model` section of params.yaml), its
+self-describing checkpoints, predict and evaluate."""
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 from torch import nn
 
-from stages.lib.cli import StageError
 from stages.lib.data import NUM_CLASSES
+from stages.lib.errors import StageError
+from stages.lib.params import Section
 
-ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "linear": lambda h: h}
+MAX_CHANNELS = 512  # per conv block (activations of a 1,000-image batch stay < 2 GB)
+MAX_HIDDEN = 4096
 
 
-def mnist_cnn(channels, kernel_size, hidden):
+class CnnSpec(Section):
+    """The CNN's architecture: params section `model`, and the `spec` every checkpoint stores."""
+    channels: Annotated[list[Annotated[int, Field(ge=1, le=MAX_CHANNELS)]], Field(min_length=1, max_length=4)]
+    kernel_size: Annotated[int, Field(ge=1, le=27)]
+    hidden: Annotated[int, Field(ge=1, le=MAX_HIDDEN)]
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, value):
+        if value % 2 == 0:
+            raise ValueError(f"must be odd (same padding), got {value}")
+        return value
+
+
+def mnist_cnn(spec):
     """Blocks of conv (same padding) -> ReLU -> 2x2 max-pool, then a hidden layer and 10 logits.
 
     The weights are in channels-last memory format: on the CPU, convolution and max-pooling run
     about 1.4x faster that way (benchmarks/train_throughput.py).
     """
     layers, in_channels, side = [], 1, 28
-    for out_channels in channels:
-        layers += [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+    for out_channels in spec.channels:
+        layers += [nn.Conv2d(in_channels, out_channels, spec.kernel_size, padding=spec.kernel_size // 2),
                    nn.ReLU(), nn.MaxPool2d(2)]
         in_channels, side = out_channels, side // 2
-    layers += [nn.Flatten(), nn.Linear(in_channels * side * side, hidden), nn.ReLU(),
-               nn.Linear(hidden, NUM_CLASSES)]
+    layers += [nn.Flatten(), nn.Linear(in_channels * side * side, spec.hidden), nn.ReLU(),
+               nn.Linear(spec.hidden, NUM_CLASSES)]
     return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
-def xor_init(seeds, hidden, init, scale):
-    """Parameters of one 2-hidden-1 network per seed, stacked on a leading axis.
-
-    init 'normal': N(0, scale²); 'uniform': U(-scale, scale); 'xavier': Glorot-uniform times scale.
-    Each seed's draw depends on that seed alone, so a network is the same in any batch of seeds.
-    """
-    shapes = {"w1": (2, hidden), "b1": (hidden,), "w2": (hidden, 1), "b2": (1,)}
-    params = {name: [] for name in shapes}
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(seed)
-        for name, shape in shapes.items():
-            if init == "normal":
-                t = torch.randn(shape, generator=generator, dtype=torch.float64) * scale
-            else:
-                bound = scale if init == "uniform" else scale * (6 / (shape[0] + shape[-1])) ** 0.5
-                t = (torch.rand(shape, generator=generator, dtype=torch.float64) * 2 - 1) * bound
-            params[name].append(t)
-    return {name: torch.stack(ts) for name, ts in params.items()}
-
-
-def xor_hidden(params, x, activation):
-    """Hidden features (seeds x points x hidden) of inputs x (points x 2)."""
-    return ACTIVATIONS[activation](torch.einsum("pi,sih->sph", x, params["w1"]) + params["b1"][:, None, :])
-
-
-def xor_logits(params, x, activation):
-    """Output logits (seeds x points); the probability is their sigmoid."""
-    h = xor_hidden(params, x, activation)
-    return (h @ params["w2"]).squeeze(-1) + params["b2"]
-
-
 def save_cnn(model, spec, path):
-    """A checkpoint that describes itself: the architecture arguments beside the weights."""
-    torch.save({"spec": spec, "state_dict": model.state_dict()}, path)
+    """A checkpoint that describes itself: the architecture beside the weights."""
+    torch.save({"spec": spec.model_dump(), "state_dict": model.state_dict()}, path)
 
 
 def load_cnn(path, device):
@@ -75,8 +62,7 @@ def load_cnn(path, device):
         raise StageError(f"{path}: cannot be read as a checkpoint ({type(error).__name__}); "
                          "delete it and rerun `dvc repro`") from None
     try:
-        spec = checkpoint["spec"]
-        model = mnist_cnn(list(spec["channels"]), int(spec["kernel_size"]), int(spec["hidden"]))
+        model = mnist_cnn(CnnSpec.model_validate(checkpoint["spec"]))
         model.load_state_dict(checkpoint["state_dict"])
     except Exception:  # a dict of other keys, other shapes, or not a dict at all
         raise StageError(f"{path}: not a checkpoint of this project's CNN (expected 'spec' and 'state_dict' "
@@ -103,3 +89,9 @@ def evaluate(model, images, labels, batch_size):
         loss += F.cross_entropy(logits, y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
     return loss.item() / len(labels), correct.item() / len(labels)
+
+
+def seeded_cnn(spec, seed, device):
+    """A fresh CNN of architecture spec, its initial weights drawn under `seed` (torch's global seed)."""
+    torch.manual_seed(seed)
+    return mnist_cnn(spec).to(device)

@@ -7,8 +7,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
-from stages.lib.data import PIXEL_RANGE, XOR_INPUTS, XOR_TARGETS  # noqa: E402
-from stages.lib.models import xor_hidden, xor_logits  # noqa: E402
+from stages.lib.data import PIXEL_RANGE  # noqa: E402
+from stages.lib.xor import XOR_INPUTS, XOR_TARGETS, xor_hidden, xor_logits  # noqa: E402
 
 DPI = 110
 POINT_COLORS = np.array(["tab:blue", "tab:red"])

@@ -1,11 +1,25 @@
-"""Where and how torch computes: the device and the thread count (results depend on both)."""
+"""Where and how torch computes: the device and the thread count (results depend on both), and the
+params keys `device` and `threads` that choose them."""
 import os
+from typing import Annotated, Literal
 
 import torch
+from pydantic import PlainValidator
 
-from stages.lib.cli import StageError
+from stages.lib.errors import StageError
 
 DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice for this machine, before any change
+MAX_THREADS = 1024
+
+
+def _threads(value):
+    if value == "auto" or (type(value) is int and 1 <= value <= MAX_THREADS):
+        return value
+    raise ValueError(f"must be 'auto' or an integer from 1 to {MAX_THREADS}")
+
+
+Device = Literal["auto", "cpu", "cuda"]  # params key `device`: auto picks the GPU when there is one
+Threads = Annotated[str | int, PlainValidator(_threads)]  # params key `threads`: auto (torch's default) | a count
 
 
 def resolve_device(name):
@@ -33,3 +47,9 @@ def use_threads(threads):
     count = DEFAULT_THREADS if threads == "auto" else threads
     torch.set_num_threads(count)
     return count
+
+
+def set_up(device, threads):
+    """(torch.device, thread count) for the params `device` and `threads`, both put in effect."""
+    count = use_threads(threads)
+    return resolve_device(device), count

@@ -1,128 +1,106 @@
-"""Training loops: full-batch gradient descent for XOR, minibatch SGD for the MNIST CNN, and the
-summary of a run."""
+"""Training the MNIST CNN: the schedule (the `train` section of params.yaml and what the sweep and the
+defences build from theirs), one loop that runs whatever optimizer, learning-rate schedule and
+per-batch loss its caller built, and the summary and outputs of a run.
+
+A caller composes a run the way pytorch/examples' mnist does:
+
+    torch.manual_seed(seed); model = mnist_cnn(spec).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    history = list(train_epochs(model, train, test, schedule, optimizer, seed=seed))
+"""
 import math
 import time
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from tqdm import tqdm
 
-from stages.lib.data import XOR_INPUTS, XOR_TARGETS, load_model_inputs
 from stages.lib.io import log_run, write_csv, write_json
-from stages.lib.models import evaluate, mnist_cnn, save_cnn, xor_logits
-from stages.lib.runtime import resolve_device, use_threads
+from stages.lib.models import evaluate, save_cnn, seeded_cnn
+from stages.lib.params import Count, Name, Positive, Section, Seed
+
+Momentum = Annotated[float, Field(ge=0, lt=1)]
+HEADLINE = ("final_test_acc", "best_test_acc", "device", "threads")  # metrics/train/<name>.json
 
 
-def train_xor(params, activation, lr, epochs, snapshot_epochs=(), desc=None):
-    """Plain gradient descent on the four XOR points for every network in the batch at once.
-
-    Summing the per-network losses leaves each network's gradient its own, so the batch is exactly
-    len(seeds) independent runs. Row e of the history is the state after e updates (e = 0..epochs).
-    Returns (history: loss and accuracy, epochs+1 x seeds; snapshots: {epoch: params}; final params).
-    """
-    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-    losses, accuracies, snapshots = [], [], {}
-    for epoch in tqdm(range(epochs + 1), desc=desc, disable=None if desc else True, mininterval=1):
-        if epoch in snapshot_epochs:
-            snapshots[epoch] = {k: v.detach().clone() for k, v in params.items()}
-        logits = xor_logits(params, XOR_INPUTS, activation)
-        loss = F.binary_cross_entropy_with_logits(
-            logits, XOR_TARGETS.expand_as(logits), reduction="none").mean(dim=1)
-        losses.append(loss.detach())
-        accuracies.append(((logits.detach() > 0).double() == XOR_TARGETS).double().mean(dim=1))
-        if epoch == epochs:
-            break
-        grads = torch.autograd.grad(loss.sum(), list(params.values()))
-        with torch.no_grad():
-            for p, g in zip(params.values(), grads):
-                p -= lr * g
-    history = {"loss": torch.stack(losses), "accuracy": torch.stack(accuracies)}
-    return history, snapshots, {k: v.detach() for k, v in params.items()}
+class Schedule(Section):
+    """How the training loop runs: epochs over the training set in batches of batch_size, then an
+    evaluation of the test set in batches of eval_batch_size."""
+    epochs: Count
+    batch_size: Count
+    eval_batch_size: Count
 
 
-def first_solved_epoch(accuracy):
-    """First epoch (row) with all four points correct, per network; None where never."""
-    solved = accuracy == 1.0
-    first = solved.double().argmax(dim=0)
-    return [int(f) if s else None for f, s in zip(first.tolist(), solved.any(dim=0).tolist())]
+class TrainedModel(Section):
+    seed: Seed
 
 
-def train_classifier(model, train, test, *, epochs, batch_size, lr, momentum, seed, eval_batch_size,
-                     desc="train", adam=False, one_cycle=False, adversary=None, adversarial_share=1.0,
-                     after_epoch=None):
-    """Minibatch SGD (or Adam) with cross-entropy; batches drawn by index from a seeded permutation.
+class TrainSection(Schedule):
+    """Params section `train`: how model1, model2 and the retrained model are trained (SGD at lr with
+    momentum), and each model's seed."""
+    lr: Positive
+    momentum: Momentum  # 0 is plain SGD
+    models: Annotated[dict[Name, TrainedModel], Field(min_length=1)]
 
-    train and test are (model-input images, labels) already on the model's device. After every epoch
-    it records the running train loss and accuracy over the epoch and the test loss and accuracy.
-    one_cycle: the learning rate rises linearly from lr/25 to lr over the first half and falls back.
-    adversary(model, x, y, step) -> adversarial x: the loss becomes (1 - adversarial_share) CE(clean)
-    + adversarial_share CE(adversarial), and the running train figures are those of the adversarial
-    images. after_epoch(model, epoch) -> (extra columns for the epoch's row, stop?) runs after each
-    epoch. A non-finite train loss ends training: that epoch is recorded and the run marked diverged.
-    Returns (history rows, diverged).
+    def schedule(self):
+        return Schedule(epochs=self.epochs, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+
+
+def clean_loss(model, x, y, step):
+    """The per-batch loss of plain training: (cross-entropy, logits)."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=clean_loss, lr_schedule=None,
+                 desc="train"):
+    """Train `model` epoch by epoch, yielding each epoch's row of the history.
+
+    Every epoch visits every training image once, in batches drawn by index from a permutation seeded
+    with `seed` (the last batch is smaller when batch_size does not divide the set). Each step takes
+    batch_loss(model, x, y, step) -> (loss, logits), then an optimizer step and a lr_schedule step.
+    train and test are (model-input images, labels) already on the model's device. A row holds the
+    running train loss and accuracy over the epoch and the test loss and accuracy after it. Training
+    stops after an epoch whose train loss is not finite (the run diverged); the caller may stop sooner
+    by leaving the loop.
     """
     images, labels = train
     generator = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(len(labels) / batch_size)
-    optimizer = (torch.optim.Adam(model.parameters(), lr=lr) if adam
-                 else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum))
-    schedule = (torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.5, anneal_strategy="linear",
-        cycle_momentum=False) if one_cycle else None)
-    history, diverged = [], False
-    steps = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="step", disable=None, mininterval=1)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(labels), generator=generator).to(labels.device)
-        loss_sum = torch.zeros((), device=labels.device)
-        correct = torch.zeros((), device=labels.device)
-        for first in range(0, len(labels), batch_size):
-            index = order[first:first + batch_size]
-            x, y = images[index], labels[index]
-            if adversary is None:
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-            else:
-                x_adversarial = adversary(model, x, y, (epoch - 1) * steps_per_epoch + first // batch_size)
-                model.train()
-                logits = model(x_adversarial)
-                loss = F.cross_entropy(logits, y)
-                if adversarial_share < 1:
-                    loss = adversarial_share * loss + (1 - adversarial_share) * F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if schedule:
-                schedule.step()
-            loss_sum += loss.detach() * len(index)
-            correct += (logits.detach().argmax(1) == y).sum()
-            steps.update()
-        train_loss = loss_sum.item() / len(labels)
-        test_loss, test_acc = evaluate(model, *test, eval_batch_size)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": correct.item() / len(labels),
-               "test_loss": test_loss, "test_acc": test_acc}
-        extra, stop = after_epoch(model, epoch) if after_epoch else ({}, False)
-        history.append(row | extra)
-        steps.set_postfix(epoch=epoch, test_acc=f"{test_acc:.4f}", **extra)
-        if not math.isfinite(train_loss):
-            diverged = True
-            break
-        if stop:
-            break
-    steps.close()
-    return history, diverged
+    steps_per_epoch = math.ceil(len(labels) / schedule.batch_size)
+    progress = tqdm(total=schedule.epochs * steps_per_epoch, desc=desc, unit="step", disable=None, mininterval=1)
+    try:
+        for epoch in range(1, schedule.epochs + 1):
+            model.train()
+            order = torch.randperm(len(labels), generator=generator).to(labels.device)
+            loss_sum = torch.zeros((), device=labels.device)
+            correct = torch.zeros((), device=labels.device)
+            batches = range(0, len(labels), schedule.batch_size)
+            for step, first in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
+                index = order[first:first + schedule.batch_size]
+                x, y = images[index], labels[index]
+                loss, logits = batch_loss(model, x, y, step)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if lr_schedule:
+                    lr_schedule.step()
+                loss_sum += loss.detach() * len(index)
+                correct += (logits.detach().argmax(1) == y).sum()
+                progress.update()
+            test_loss, test_acc = evaluate(model, *test, schedule.eval_batch_size)
+            row = {"epoch": epoch, "train_loss": loss_sum.item() / len(labels),
+                   "train_acc": correct.item() / len(labels), "test_loss": test_loss, "test_acc": test_acc}
+            progress.set_postfix(epoch=epoch, test_acc=f"{test_acc:.4f}")
+            yield row
+            if not math.isfinite(row["train_loss"]):
+                return
+    finally:
+        progress.close()
 
 
-def fit_cnn(spec, train, test, *, seed, **options):
-    """A CNN of architecture `spec`, its weights drawn under `seed`, trained on `train` by
-    train_classifier with `options`. Returns (model, history rows, the run's summary)."""
-    torch.manual_seed(seed)
-    model = mnist_cnn(**spec).to(train[0].device)
-    history, diverged = train_classifier(model, train, test, seed=seed, **options)
-    return model, history, summarize(history, diverged)
-
-
-def summarize(history, diverged):
+def summarize(history):
     """The summary of one training run (bit-identical on a rerun with the same threads)."""
     final = history[-1]
     finite = [row for row in history if math.isfinite(row["train_loss"])]
@@ -136,30 +114,37 @@ def summarize(history, diverged):
         "best_epoch": best["epoch"],
         "min_train_loss": min((row["train_loss"] for row in finite), default=None),
         "epochs": len(history),
-        "diverged": diverged,
+        "diverged": not math.isfinite(final["train_loss"]),
     }
 
 
-def train_and_report(data_dir, desc, *, device, threads, spec, prepare=None, **run):
-    """Train the CNN `spec` on the MNIST folder data_dir with `run` (fit_cnn's keywords) on `device`
-    ('auto', 'cpu', 'cuda') with `threads`; returns (model, history, summary). prepare(train, device)
-    -> (training set, more of fit_cnn's keywords) changes the training set first (the defences).
-    The wall-clock figures are printed and kept in the git-ignored run log, never in a tracked output."""
-    threads = use_threads(threads)
-    device = resolve_device(device)
-    train, test = load_model_inputs(data_dir, device)
-    if prepare:
-        train, more = prepare(train, device)
-        run |= more
-    start = time.perf_counter()
-    model, history, summary = fit_cnn(spec, train, test, desc=desc, **run)
-    seconds = time.perf_counter() - start
-    images_per_s = len(train[1]) * summary["epochs"] / seconds
-    summary |= {"threads": threads, "device": device.type}
-    log_run(desc, seconds=seconds, train_images_per_s=images_per_s, threads=threads, device=device.type)
-    state = "DIVERGED" if summary["diverged"] else f"test accuracy {summary['final_test_acc']:.4f}"
-    print(f"{desc}: {state} after {summary['epochs']} epochs in {seconds:.1f} s "
-          f"({images_per_s:.0f} training images/s on {device.type}, {threads} threads)")
+class Stopwatch:
+    """The wall-clock figures of a training run: printed and kept in the git-ignored run log, never in a
+    tracked output (they change from run to run)."""
+
+    def __init__(self, name, device, threads):
+        self.name, self.device, self.threads = name, device, threads
+        self.start = time.perf_counter()
+
+    def report(self, summary, n_train):
+        seconds = time.perf_counter() - self.start
+        images_per_s = n_train * summary["epochs"] / seconds
+        log_run(self.name, seconds=seconds, train_images_per_s=images_per_s, threads=self.threads,
+                device=self.device.type)
+        state = "DIVERGED" if summary["diverged"] else f"test accuracy {summary['final_test_acc']:.4f}"
+        print(f"{self.name}: {state} after {summary['epochs']} epochs in {seconds:.1f} s "
+              f"({images_per_s:.0f} training images/s on {self.device.type}, {self.threads} threads)")
+
+
+def train_cnn(spec, schedule, seed, train, test, *, lr, momentum, name, device, threads):
+    """A CNN of architecture spec, its weights drawn under seed, trained on `train` by SGD at lr with
+    momentum, on the schedule (batch order seeded by seed too). Returns (model, history rows, summary)."""
+    stopwatch = Stopwatch(name, device, threads)
+    model = seeded_cnn(spec, seed, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    history = list(train_epochs(model, train, test, schedule, optimizer, seed=seed, desc=name))
+    summary = summarize(history) | {"threads": threads, "device": device.type}
+    stopwatch.report(summary, len(train[1]))
     return model, history, summary
 
 

@@ -1,0 +1,55 @@
+"""Stage check_params: params.yaml checked whole before any other stage runs.
+
+Each stage validates the sections it reads when it runs, but DVC runs a stage only when a key it tracks
+changes: a typo (`train: {lerning_rate: 0.5}`, an unknown section `trian:`, `dvc exp run -S
++train.lerning_rate=0.5`) would otherwise be ignored in silence. This stage tracks the whole file, so
+any edit reruns it first; it refuses an unknown section or key (naming the nearest valid one) and any
+value a stage would refuse, with one line and exit status 2, before DVC runs or clears any other stage.
+
+Its one output, which every other stage depends on, does not change while the file stays valid, so a
+rerun of this stage never reruns anything by itself. The schemas are the stages' own: this stage
+imports each stage module for its `Params` (the keys it reads) and runs none of their code.
+"""
+from pathlib import Path
+
+from stages import (adversarial_training, attack, fetch_mnist, loss_surfaces, retrain, robustness, sweep,
+                    sweep_summary, train, transfer, xor)
+from stages.lib import cli
+from stages.lib.errors import StageError
+from stages.lib.io import staged_outputs
+from stages.lib.params import load_params, read_mapping, unknown_key
+
+STAGES = (fetch_mnist, loss_surfaces, xor, train, sweep, sweep_summary, attack, transfer, retrain,
+          adversarial_training, robustness)
+VERDICT = "params.yaml: every section and key is known to a stage, and every value is valid\n"
+
+
+def known_sections():
+    """Every top-level key some stage reads, in the order the stages come."""
+    return list(dict.fromkeys(key for stage in STAGES for key in stage.Params.model_fields))
+
+
+def check(path):
+    """Nothing, or one StageError line for the first unknown key or bad value of the params file."""
+    sections = known_sections()
+    for key in read_mapping(path):
+        if key not in sections:
+            raise StageError(unknown_key(Path(path).name, str(key), sections, "the top level"))
+    for stage in STAGES:
+        load_params(stage.Params, path)
+
+
+def main(argv=None):
+    parser = cli.parser(__doc__)
+    parser.add_argument("--out", required=True, help="the file that records a valid params file")
+    args = parser.parse_args(argv)
+    check(args.params)
+    out = Path(args.out)
+    if not out.is_file() or out.read_text() != VERDICT:
+        with staged_outputs() as stage:
+            stage(out).write_text(VERDICT)
+    print(f"check_params: {args.params} is valid for all {len(STAGES)} stages")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import model_from_params, params  # noqa: E402
 from stages.lib.data import PIXEL_RANGE, to_model_input  # noqa: E402
-from stages.lib.defences import fgsm_adversary  # noqa: E402
-from stages.lib.training import train_classifier  # noqa: E402
+from stages.lib.defences import adversarial_loss  # noqa: E402
+from stages.lib.training import Schedule, clean_loss, train_epochs  # noqa: E402
 
 
 def main():
@@ -28,17 +28,21 @@ def main():
     images = to_model_input(torch.randint(0, 256, (args.images, 28, 28), generator=generator, dtype=torch.uint8))
     labels = torch.randint(0, 10, (args.images,), generator=generator)
     test = (images[:a.eval_batch_size], labels[:a.eval_batch_size])
-    variants = {"plain": None,
-                "fgsm (random start, 1 step)": fgsm_adversary(a.epsilon, a.step_size, 1, PIXEL_RANGE),
-                f"pgd-{args.pgd_steps}": fgsm_adversary(a.epsilon, a.epsilon / 4, args.pgd_steps, PIXEL_RANGE)}
+    share = a.adversarial_share
+    variants = {"plain": clean_loss,
+                "fgsm (random start, 1 step)": adversarial_loss(epsilon=a.epsilon, step_size=a.step_size, steps=1,
+                                                                share=share, bounds=PIXEL_RANGE),
+                f"pgd-{args.pgd_steps}": adversarial_loss(epsilon=a.epsilon, step_size=a.epsilon / 4,
+                                                          steps=args.pgd_steps, share=share, bounds=PIXEL_RANGE)}
+    schedule = Schedule(epochs=1, batch_size=a.batch_size, eval_batch_size=a.eval_batch_size)
     print(f"{args.images} images, batch size {a.batch_size}, epsilon {a.epsilon} ([-1, 1] units), "
           f"threads {torch.get_num_threads()}")
     plain = None
-    for name, adversary in variants.items():
+    for name, batch_loss in variants.items():
         model = model_from_params()
+        optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
         start = time.perf_counter()
-        train_classifier(model, (images, labels), test, epochs=1, batch_size=a.batch_size, lr=a.lr, momentum=0.0,
-                         seed=0, eval_batch_size=a.eval_batch_size, adam=True, one_cycle=True, adversary=adversary)
+        list(train_epochs(model, (images, labels), test, schedule, optimizer, seed=0, batch_loss=batch_loss))
         per_s = args.images / (time.perf_counter() - start)
         plain = plain or per_s
         print(f"{name:28s} {per_s:8.0f} images/s   cost {plain / per_s:4.1f}x plain training", flush=True)

@@ -17,12 +17,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT, count_flops, matmul_peak_gflops, model_from_params, params  # noqa: E402
+from benchmarks.common import ROOT, count_flops, matmul_peak_gflops, model_from_params, params, train_sgd  # noqa: E402
 from stages.lib.attacks import pgd, sign_gradient_attack  # noqa: E402
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input  # noqa: E402
 from stages.lib.mnist import sample_mnist  # noqa: E402
 from stages.lib.models import load_cnn, predict  # noqa: E402
-from stages.lib.training import train_classifier  # noqa: E402
 
 
 def model_and_images():
@@ -33,7 +32,7 @@ def model_and_images():
     splits = sample_mnist(0)
     train = (to_model_input(splits["train"][0]), splits["train"][1])
     test = (to_model_input(splits["test"][0]), splits["test"][1])
-    train_classifier(model, train, test, epochs=2, batch_size=64, lr=0.1, momentum=0.0, seed=0, eval_batch_size=1000)
+    train_sgd(model, train, test, epochs=2, batch_size=64, lr=0.1)
     return model.eval(), test[0], test[1], "a CNN trained 2 epochs on the sample"
 
 

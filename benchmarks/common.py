@@ -5,20 +5,29 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from stages.check_params import load_all
 from stages.lib.models import mnist_cnn
-from stages.lib.params import load_params
+from stages.lib.training import Schedule, train_epochs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def params():
-    """params.yaml, validated as the stages read it."""
-    return load_params(ROOT / "params.yaml")
+    """params.yaml, validated as the stages read it: a namespace of its sections."""
+    return load_all(ROOT / "params.yaml")
 
 
 def model_from_params(seed=0):
     torch.manual_seed(seed)
-    return mnist_cnn(**params().model.spec())
+    return mnist_cnn(params().model)
+
+
+def train_sgd(model, train, test, *, epochs, batch_size, lr, momentum=0.0, seed=0, eval_batch_size=1000,
+              desc=None):
+    """History rows of model trained by SGD with the project's loop."""
+    schedule = Schedule(epochs=epochs, batch_size=batch_size, eval_batch_size=eval_batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    return list(train_epochs(model, train, test, schedule, optimizer, seed=seed, desc=desc))
 
 
 def matmul_peak_gflops(n=1024, seconds=2.0):

@@ -25,9 +25,8 @@ import torchvision
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import best_of, count_flops, matmul_peak_gflops, model_from_params, params  # noqa: E402
+from benchmarks.common import best_of, count_flops, matmul_peak_gflops, model_from_params, params, train_sgd  # noqa: E402
 from stages.lib.data import load_model_inputs, to_model_input  # noqa: E402
-from stages.lib.training import train_classifier  # noqa: E402
 
 
 def write_raw_mnist(root, images, labels):
@@ -46,8 +45,8 @@ def project_loop(images, labels, batch_size):
     model = model_from_params()
 
     def epoch():
-        train_classifier(model, (x, labels), (x[:batch_size], labels[:batch_size]), epochs=1,
-                         batch_size=batch_size, lr=0.01, momentum=0.0, seed=0, eval_batch_size=batch_size)
+        train_sgd(model, (x, labels), (x[:batch_size], labels[:batch_size]), epochs=1, batch_size=batch_size,
+                  lr=0.01, eval_batch_size=batch_size)
     return best_of(epoch)
 
 
@@ -84,8 +83,8 @@ def full_scale(data_dir, epochs):
           f"matmul peak {peak:.1f} GFLOP/s")
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        history, _ = train_classifier(model, (images, labels), test, epochs=1, batch_size=p.batch_size, lr=p.lr,
-                                      momentum=p.momentum, seed=epoch, eval_batch_size=p.eval_batch_size, desc=None)
+        history = train_sgd(model, (images, labels), test, epochs=1, batch_size=p.batch_size, lr=p.lr,
+                            momentum=p.momentum, seed=epoch, eval_batch_size=p.eval_batch_size)
         per_s = len(labels) / (time.perf_counter() - start)
         print(f"epoch {epoch:3d}: {per_s:7.0f} images/s ({per_s * flops / 1e9 / peak:.0%} of the matmul peak, "
               f"evaluation on the test set included); test accuracy {history[0]['test_acc']:.4f}", flush=True)

@@ -11,6 +11,7 @@ rerun of this stage never reruns anything by itself. The schemas are the stages'
 imports each stage module for its `Params` (the keys it reads) and runs none of their code.
 """
 from pathlib import Path
+from types import SimpleNamespace
 
 from stages import (adversarial_training, attack, fetch_mnist, loss_surfaces, retrain, robustness, sweep,
                     sweep_summary, train, transfer, xor)
@@ -37,6 +38,17 @@ def check(path):
             raise StageError(unknown_key(Path(path).name, str(key), sections, "the top level"))
     for stage in STAGES:
         load_params(stage.Params, path)
+
+
+def load_all(path="params.yaml"):
+    """Every section of the params file, typed as the stages read them (the file checked whole first);
+    for benchmarks and tests."""
+    check(path)
+    sections = {}
+    for stage in STAGES:
+        p = load_params(stage.Params, path)
+        sections |= {key: getattr(p, key) for key in type(p).model_fields}
+    return SimpleNamespace(**sections)
 
 
 def main(argv=None):

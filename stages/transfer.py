@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from stages.lib import cli, plotting
 from stages.lib.adversarial_sets import KINDS, AttackSection, load_adversarial
 from stages.lib.data import NUM_CLASSES, PIXEL_RANGE, load_split, to_model_input
-from stages.lib.errors import StageError
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import Name, Section, StageParams, load_params, unique
@@ -40,6 +39,13 @@ class Params(StageParams):
     attack: AttackSection
     transfer: TransferSection
 
+    @model_validator(mode="after")
+    def _receivers_are_not_the_source(self):
+        if self.attack.model in self.transfer.models:
+            raise ValueError(f"'transfer.models' names {self.attack.model!r}, the attacked model itself "
+                             "(attack.model); name independently trained ones")
+        return self
+
 
 @dataclass(frozen=True)
 class Run:
@@ -53,11 +59,7 @@ class Run:
 
 def read_params(path):
     p = load_params(Params, path)
-    source, receivers = p.attack.model, list(p.transfer.models)
-    if source in receivers:
-        raise StageError(f"{path}: 'transfer.models' names {source!r}, the attacked model itself "
-                         "(attack.model); name independently trained ones")
-    return Run(p.device, p.threads, p.attack.batch_size, source, receivers)
+    return Run(p.device, p.threads, p.attack.batch_size, p.attack.model, list(p.transfer.models))
 
 
 def accuracy(predicted, labels):

@@ -65,11 +65,12 @@ def params_with(**changes):
     return params
 
 
-def load_params_with(tmp_path, **changes):
-    """load_params on the default params with dotted-key changes (validation in-process)."""
-    from stages.lib.params import load_params
+def check_params_with(tmp_path, **changes):
+    """The whole-file check (the check_params stage, in-process) of the default params with dotted-key
+    changes; returns the sections, typed as the stages read them."""
+    from stages.check_params import load_all
 
-    return load_params(write_params(tmp_path, params_with(**changes)))
+    return load_all(write_params(tmp_path, params_with(**changes)))
 
 
 def write_params(directory, params):
@@ -124,6 +125,19 @@ def make_mnist_dir(path):
 @pytest.fixture
 def mnist_dir(tmp_path):
     return make_mnist_dir(tmp_path)
+
+
+def tiny_classifier():
+    """A small fixed network on 28 x 28 images (weights drawn under seed 0), in eval mode."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.Tanh(), nn.Linear(32, 10)).eval()
+
+
+@pytest.fixture(scope="module")
+def fixed_model():
+    return tiny_classifier()
 
 
 class DvcProject:

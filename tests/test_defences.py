@@ -4,20 +4,18 @@ import json
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from stages.lib import defences
 from stages.lib.attacks import fgsm, pgd, sign_gradient_attack
 from stages.lib.data import to_model_input
-from tests.conftest import make_mnist_dir, params_with, run_main, synthetic_digits, write_params
+from tests.conftest import check_params_with, make_mnist_dir, params_with, run_main, synthetic_digits, write_params
 
 BOUNDS = (-1.0, 1.0)
 
 
 @pytest.fixture(scope="module")
-def model_and_batch():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.Tanh(), nn.Linear(32, 10)).eval()
+def model_and_batch(fixed_model):
+    model = fixed_model
     images, _ = synthetic_digits(60, seed=5)
     x = to_model_input(images)
     with torch.no_grad():
@@ -71,21 +69,38 @@ def test_an_attack_with_a_margin_stops_only_when_the_wrong_logit_leads_by_it(mod
 
 def test_the_guard_stops_on_a_collapse_and_puts_the_best_weights_back(monkeypatch, model_and_batch):
     model, x, labels = model_and_batch
-    accuracies = iter([0.5, 0.7, 0.6, 0.3])
-    monkeypatch.setattr(defences, "pgd", lambda *a, **k: (None, torch.rand(100) >= next(accuracies), None))
+    before = model[1].weight.clone()
+    accuracies = iter([0.5, 0.7, 0.6, 0.3])  # the held-out PGD accuracy after epochs 1..4: 0.3 < 0.7 - 0.2
+
+    def scripted_pgd(*args, **kwargs):
+        fooled = torch.arange(100) >= round(100 * next(accuracies))
+        return None, fooled, None
+
+    monkeypatch.setattr(defences, "pgd", scripted_pgd)
     guard = defences.CollapseGuard(x, labels, epsilon=0.6, steps=2, max_drop=0.2, bounds=BOUNDS, batch_size=10)
-    best = None
+    seen, best = [], None
     for epoch in range(1, 5):
         with torch.no_grad():
             model[1].weight.add_(1.0)  # every epoch changes the weights
-        columns, stop = guard(model, epoch)
+        seen.append(guard.check(model, epoch))
         if epoch == 2:
             best = model[1].weight.clone()
-        assert stop == (epoch == 4)
+        assert (guard.collapsed_at is not None) == (epoch == 4)
+    assert seen == [0.5, 0.7, 0.6, 0.3]
     assert guard.summary() == {"collapsed_at_epoch": 4, "kept_epoch": 2}
-    assert torch.equal(model[1].weight, best)
+    assert torch.equal(model[1].weight, best) and not torch.equal(best, before + 4)
     with torch.no_grad():
-        model[1].weight.sub_(4.0)  # the module-scoped model as it was
+        model[1].weight.copy_(before)  # the module-scoped model as it was
+
+
+def test_a_drop_within_max_drop_is_no_collapse(monkeypatch, model_and_batch):
+    model, x, labels = model_and_batch
+    accuracies = iter([0.7, 0.55, 0.6])
+    monkeypatch.setattr(defences, "pgd", lambda *a, **k: (None, torch.arange(100) >= round(100 * next(accuracies)), None))
+    guard = defences.CollapseGuard(x, labels, epsilon=0.6, steps=2, max_drop=0.2, bounds=BOUNDS, batch_size=10)
+    for epoch in range(1, 4):
+        guard.check(model, epoch)
+    assert guard.summary() == {"collapsed_at_epoch": None, "kept_epoch": None}
 
 
 DEFENCE_CHANGES = {
@@ -140,17 +155,16 @@ def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accura
     ({"robustness.epsilon": [0.0, 0.3, 0.2]}, "'robustness.epsilon' must increase"),
     ({"robustness.epsilon": [0.0, 2.5]}, "'robustness.epsilon[1]' must be less than or equal to 2"),
     ({"robustness.models": ["model1", "model1"]}, "'robustness.models' must not repeat a value"),
-    ({"robustness.source": "model9"}, "'robustness.source' (model9) must be one of 'robustness.models'"),
+    ({"robustness.source": "model9"}, "'robustness.source' must be one of 'robustness.models' (model1, model2, retrain"),
     ({"adversarial_training.method": "trades"}, "'adversarial_training.method' must be 'fgsm' or 'pgd'"),
     ({"adversarial_training.adversarial_share": 1.5}, "'adversarial_training.adversarial_share' must be less than"),
     ({"retrain.share": 0}, "'retrain.share' must be greater than 0"),
     ({"transfer.models": []}, "'transfer.models' must have at least 1 item"),
+    ({"attack.model": "model2"}, "'transfer.models' names 'model2', the attacked model itself"),
 ])
 def test_the_defence_params_are_validated_with_one_line_naming_the_key(tmp_path, changes, needle):
-    from stages import robustness
-    from stages.lib.cli import StageError
-    from tests.conftest import load_params_with
+    from stages.lib.errors import StageError
 
     with pytest.raises(StageError) as error:
-        robustness.read_params(load_params_with(tmp_path, **changes))
+        check_params_with(tmp_path, **changes)
     assert needle in str(error.value) and "\n" not in str(error.value)

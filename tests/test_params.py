@@ -4,13 +4,15 @@ import copy
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from stages.lib.cli import StageError
-from stages.lib.params import Params, Section, load_params
+from stages import train
+from stages.check_params import STAGES, check, load_all
+from stages.lib.errors import StageError
+from stages.lib.params import Section, load_params
 from tests.conftest import (
     DEFAULT_PARAMS,
     ROOT,
     assert_clean_failure,
-    load_params_with,
+    check_params_with,
     params_with,
     run_stage,
     write_params,
@@ -18,13 +20,13 @@ from tests.conftest import (
 
 
 def test_the_committed_params_are_valid():
-    params = load_params(ROOT / "params.yaml")
+    params = load_all(ROOT / "params.yaml")
     assert params.train.models["model1"].seed == 1 and params.sweep.extra.lr == [1e-05]
     assert len(params.sweep.points()) == 10
 
 
 def numeric_leaves(model, prefix=""):
-    """(dotted key, is_integer) of every numeric param, lists included."""
+    """The dotted key of every float param, lists included."""
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = field.annotation
@@ -34,7 +36,7 @@ def numeric_leaves(model, prefix=""):
             yield key
 
 
-FLOAT_KEYS = sorted(set(numeric_leaves(Params)))
+FLOAT_KEYS = sorted({key for stage in STAGES for key in numeric_leaves(stage.Params)})
 SPELLINGS = ["1e-5", "1e-05", "1.0e9", ".5"]
 
 
@@ -56,7 +58,7 @@ def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key
         value = f"[{spelling}]" if is_list else f"[{spelling},4.0]" if key.endswith("_range") else spelling
         apply_overrides(path, [f"{key}={value}"])
         try:
-            params = load_params(path)
+            params = load_all(path)
         except StageError as error:
             # refused for its range (or, for sweep.lr, for repeating the extra point), never as a string
             assert "valid number" not in str(error) and f"'{key.split('.')[0]}" in str(error), str(error)
@@ -68,9 +70,15 @@ def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key
 
 
 @pytest.mark.parametrize("changes, needle", [
-    ({"train.lerning_rate": 0.1}, "unknown key 'train.lerning_rate'; train allows: epochs, batch_size, lr,"),
-    ({"trian": {"epochs": 1}}, "unknown key 'trian'; the top level allows: device, threads, data,"),
-    ({"train.models.model1.sed": 3}, "unknown key 'train.models.model1.sed'; train.models.model1 allows: seed"),
+    ({"train.lerning_rate": 0.1}, "unknown key 'train.lerning_rate' (did you mean 'train.lr'?); train allows: "
+                                  "epochs, batch_size, eval_batch_size, lr, momentum, models"),
+    ({"trian": {"epochs": 1}}, "unknown key 'trian' (did you mean 'train'?); the top level allows: data,"),
+    ({"attack.step_sise": 0.1}, "unknown key 'attack.step_sise' (did you mean 'attack.step_size'?)"),
+    ({"robustness.pgd.restart": 5}, "unknown key 'robustness.pgd.restart' (did you mean 'robustness.pgd.restarts'?)"),
+    ({"train.models.model1.sed": 3}, "unknown key 'train.models.model1.sed' (did you mean "
+                                     "'train.models.model1.seed'?); train.models.model1 allows: seed"),
+    ({"wholly_new": 1}, "unknown key 'wholly_new'; the top level allows:"),
+    ({"attack.seed": 2 ** 64}, "'attack.seed' must be less than or equal to 4294967295"),
     ({"train.lr": -0.01}, "'train.lr' must be greater than 0, got -0.01"),
     ({"train.lr": "fast"}, "'train.lr' must be a valid number, got 'fast'"),
     ({"train.epochs": True}, "'train.epochs' must be a valid integer, got True"),
@@ -98,12 +106,12 @@ def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key
     ({"data.download_timeout": float("inf")}, "'data.download_timeout' must be a finite number"),
     ({"data.seed": "zero"}, "'data.seed' must be a valid integer"),
     ({"device": "tpu"}, "'device' must be 'auto', 'cpu' or 'cuda'"),
-    ({"threads": 0}, "'threads' must be 'auto' or an integer >= 1, got 0"),
-    ({"threads": "many"}, "'threads' must be 'auto' or an integer >= 1, got 'many'"),
+    ({"threads": 0}, "'threads' must be 'auto' or an integer from 1 to 1024, got 0"),
+    ({"threads": "many"}, "'threads' must be 'auto' or an integer from 1 to 1024, got 'many'"),
 ])
 def test_bad_params_are_one_line_naming_the_key(tmp_path, changes, needle):
     with pytest.raises(StageError) as error:
-        load_params_with(tmp_path, **changes)
+        check_params_with(tmp_path, **changes)
     message = str(error.value)
     assert "\n" not in message and message.startswith("params.yaml: ")
     assert needle in message
@@ -113,25 +121,25 @@ def test_a_missing_key_is_named(tmp_path):
     params = copy.deepcopy(DEFAULT_PARAMS)
     del params["attack"]["seed"]
     with pytest.raises(StageError, match=r"^params.yaml: missing key 'attack.seed'$"):
-        load_params(write_params(tmp_path, params))
+        check(write_params(tmp_path, params))
 
 
 def test_a_cache_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "cache").write_text("not a folder")
     with pytest.raises(StageError, match="'data.cache_dir' must be a directory"):
-        load_params_with(tmp_path, **{"data.cache_dir": str(tmp_path / "cache")})
+        check_params_with(tmp_path, **{"data.cache_dir": str(tmp_path / "cache")})
 
 
 def test_a_key_written_twice_is_refused(tmp_path):
     text = (ROOT / "params.yaml").read_text().replace("  lr: 0.1\n", "  lr: 0.1\n  lr: 0.5\n", 1)
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(StageError, match=r"line \d+: found duplicate key \"lr\""):
-        load_params(tmp_path / "params.yaml")
+        check(tmp_path / "params.yaml")
 
 
 def test_threads_auto_or_a_count(tmp_path):
-    assert load_params_with(tmp_path).threads == "auto"
-    assert load_params_with(tmp_path, threads=3).threads == 3
+    assert load_params(train.Params, write_params(tmp_path, params_with())).threads == "auto"
+    assert load_params(train.Params, write_params(tmp_path, params_with(threads=3))).threads == 3
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -141,7 +149,7 @@ def test_threads_auto_or_a_count(tmp_path):
 def test_a_file_that_is_no_params_mapping_is_named(tmp_path, text, needle):
     (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(StageError, match=needle):
-        load_params(tmp_path / "params.yaml")
+        check(tmp_path / "params.yaml")
 
 
 def test_a_bad_value_on_the_command_line_exits_2_before_any_work(tmp_path):

@@ -73,13 +73,27 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert not plots.get("errors"), plots.get("errors")
     assert "sweep_test_accuracy" in plots["data"]
 
-    # a second repro is a no-op; a forced rerun with the same params leaves every committed byte as it was
+    # a second repro is a no-op; a forced rerun of a stage that attacks and trains (retrain) with the same
+    # params leaves every committed byte as it was
     assert "Data and pipelines are up to date" in dvc_project.dvc("repro").stdout
     dvc_project.run("git", "add", "-A")
     dvc_project.run("git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "run 1")
-    dvc_project.dvc("repro", "-f")
+    checkpoint = (root / "models/retrain.pt").read_bytes()
+    dvc_project.dvc("repro", "-f", "-s", "retrain")
     assert dvc_project.run("git", "status", "--porcelain").stdout == ""
+    assert (root / "models/retrain.pt").read_bytes() == checkpoint
     assert (root / "logs/runs.jsonl").is_file()  # the wall-clock figures went to the ignored run log
+
+    # a typo in a key no stage tracks stops `dvc repro` with one line before any stage runs
+    typo = params_with(**TINY_PROFILE)
+    typo["train"]["lerning_rate"] = 0.5
+    (root / "params.yaml").write_text(yaml.safe_dump(typo, sort_keys=False))
+    failed = dvc_project.dvc("repro", check=False)
+    assert failed.returncode != 0
+    assert "unknown key 'train.lerning_rate' (did you mean 'train.lr'?)" in failed.stderr
+    assert "Running stage 'check_params'" in failed.stdout and "Running stage 'train" not in failed.stdout
+    dvc_project.run("git", "checkout", "params.yaml")
+    assert dvc_project.run("git", "status", "--porcelain").stdout == ""  # every output as it was
 
     # a new grid value reruns only what it changes
     params["sweep"]["lr"] = [0.1, 0.05]

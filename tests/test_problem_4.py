@@ -5,12 +5,12 @@ import re
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from stages.attack import gallery_positions
-from stages.lib.attacks import load_adversarial, random_targets, save_adversarial, sign_gradient_attack
-from stages.lib.cli import StageError
+from stages.lib.adversarial_sets import load_adversarial, save_adversarial
+from stages.lib.attacks import random_targets, sign_gradient_attack
 from stages.lib.data import to_model_input
+from stages.lib.errors import StageError
 from tests.conftest import (
     assert_clean_failure,
     files_under,
@@ -23,15 +23,6 @@ from tests.conftest import (
 )
 
 BOUNDS = (-1.0, 1.0)
-
-
-@pytest.fixture(scope="module")
-def fixed_model():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.Tanh(), nn.Linear(32, 10))
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

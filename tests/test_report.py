@@ -4,7 +4,7 @@ import io
 
 from PIL import Image
 
-from stages.lib import report
+from stages.lib import html_page as report
 from tests.conftest import assert_no_network_references
 
 

@@ -87,7 +87,8 @@ def dotted(loc):
 def unknown_key(name, key, allowed, where):
     """The line for a key that no schema knows, with the nearest known one."""
     *parents, last = key.split(".")
-    near = difflib.get_close_matches(last, allowed, n=1, cutoff=0.6)
+    initials = "".join(word[:1] for word in last.split("_"))  # learning_rate -> lr
+    near = difflib.get_close_matches(last, allowed, n=1, cutoff=0.6) or [k for k in allowed if k == initials]
     hint = f" (did you mean '{'.'.join([*parents, near[0]])}'?)" if near else ""
     return f"{name}: unknown key '{key}'{hint}; {where} allows: {', '.join(allowed)}"
 
@@ -106,6 +107,8 @@ def describe(error, schema, name=PARAMS_FILE):
                                 ("Dictionary should have", "must have")):
         if message.startswith(prefix):
             message = replacement + message[len(prefix):]
+    if not key:  # a rule across sections: its message names the keys
+        return f"{name}: {message}"
     return f"{name}: '{key}' {message}, got {error['input']!r}"
 
 

@@ -19,7 +19,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, load_cnn
 from stages.lib.params import Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
-from stages.lib.training import HEADLINE, Schedule, TrainSection, train_cnn, write_trained_model
+from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 NAME = "retrain"
 
@@ -45,9 +45,7 @@ class Run:
     device: str
     threads: str | int
     spec: CnnSpec
-    schedule: Schedule
-    lr: float
-    momentum: float
+    sgd: Sgd
     retrain: RetrainSection
     step_size: float        # the seed's attack, as attack.* sets it
     max_steps: int
@@ -58,9 +56,8 @@ class Run:
 def read_params(path):
     p = load_params(Params, path)
     a = p.attack
-    t = p.train
-    return Run(p.device, p.threads, p.model, t.schedule(), t.lr, t.momentum, p.retrain, a.step_size, a.max_steps,
-               a.epsilon, a.batch_size)
+    return Run(p.device, p.threads, p.model, p.train.sgd(), p.retrain, a.step_size, a.max_steps, a.epsilon,
+               a.batch_size)
 
 
 def main(argv=None):
@@ -79,8 +76,8 @@ def main(argv=None):
         batch_size=run.attack_batch_size, desc="retrain: attack")
     print(f"retrain: {len(copy_labels)} adversarial copies of training images added to {len(labels)}")
     train = (torch.cat([images, copies]), torch.cat([labels, copy_labels]))
-    model, history, summary = train_cnn(run.spec, run.schedule, run.retrain.seed, train, test, lr=run.lr,
-                                        momentum=run.momentum, name=NAME, device=device, threads=threads)
+    model, history, summary = train_cnn(run.spec, run.sgd, run.retrain.seed, train, test, name=NAME, device=device,
+                                        threads=threads)
     with staged_outputs() as stage:
         write_trained_model(stage, NAME, model, run.spec, args.model, history,
                             {k: summary[k] for k in HEADLINE} | {"adversarial_images": len(copy_labels)})

@@ -13,7 +13,7 @@ from stages.lib.models import CnnSpec
 from stages.lib.params import StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
 from stages.lib.sweep_grid import SweepSection
-from stages.lib.training import Schedule, train_cnn
+from stages.lib.training import Schedule, Sgd, train_cnn
 
 
 class Params(StageParams):
@@ -35,8 +35,9 @@ class Run:
     eval_batch_size: int
     seed: int
 
-    def schedule(self, batch_size):
-        return Schedule(epochs=self.epochs, batch_size=batch_size, eval_batch_size=self.eval_batch_size)
+    def sgd(self, batch_size, lr):
+        return Sgd(Schedule(epochs=self.epochs, batch_size=batch_size, eval_batch_size=self.eval_batch_size), lr,
+                   self.momentum)
 
 
 def parse_point(batch_size, lr):
@@ -73,8 +74,8 @@ def main(argv=None):
     name = f"{args.batch_size}-{args.lr}"  # as dvc.yaml spells the outputs
     device, threads = set_up(run.device, run.threads)
     train, test = load_model_inputs(args.data, device)
-    _, history, summary = train_cnn(run.spec, run.schedule(batch_size), run.seed, train, test, lr=lr,
-                                    momentum=run.momentum, name=f"sweep {name}", device=device, threads=threads)
+    _, history, summary = train_cnn(run.spec, run.sgd(batch_size, lr), run.seed, train, test, name=f"sweep {name}",
+                                    device=device, threads=threads)
     with staged_outputs() as stage:
         write_json(stage(f"metrics/sweep/{name}.json"), {"batch_size": batch_size, "lr": lr, "seed": run.seed,
                                                           **summary})

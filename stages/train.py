@@ -14,7 +14,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec
 from stages.lib.params import StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
-from stages.lib.training import HEADLINE, Schedule, TrainSection, train_cnn, write_trained_model
+from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 
 class Params(StageParams):
@@ -30,9 +30,7 @@ class Run:
     device: str
     threads: str | int
     spec: CnnSpec
-    schedule: Schedule
-    lr: float
-    momentum: float
+    sgd: Sgd
     seed: int
 
 
@@ -40,8 +38,7 @@ def read_params(path, name):
     p = load_params(Params, path)
     if name not in p.train.models:
         raise StageError(f"{path}: 'train.models' has no model '{name}' (it has: {', '.join(p.train.models)})")
-    t = p.train
-    return Run(p.device, p.threads, p.model, t.schedule(), t.lr, t.momentum, t.models[name].seed)
+    return Run(p.device, p.threads, p.model, p.train.sgd(), p.train.models[name].seed)
 
 
 def main(argv=None):
@@ -53,8 +50,8 @@ def main(argv=None):
     run = read_params(args.params, args.name)
     device, threads = set_up(run.device, run.threads)
     train, test = load_model_inputs(args.data, device)
-    model, history, summary = train_cnn(run.spec, run.schedule, run.seed, train, test, lr=run.lr,
-                                        momentum=run.momentum, name=args.name, device=device, threads=threads)
+    model, history, summary = train_cnn(run.spec, run.sgd, run.seed, train, test, name=args.name, device=device,
+                                        threads=threads)
     with staged_outputs() as stage:
         write_trained_model(stage, args.name, model, run.spec, args.model, history,
                             {k: summary[k] for k in HEADLINE})

@@ -14,7 +14,7 @@ import torch
 import torchvision
 
 from stages import fetch_mnist
-from stages.lib.cli import StageError
+from stages.lib.errors import StageError
 from stages.lib.data import load_split
 from stages.lib.mnist import read_idx, sample_mnist
 from tests.conftest import (

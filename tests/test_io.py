@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from stages.lib import cli
+from stages.lib import cli, errors
 from stages.lib.io import staged_outputs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, params_with, write_params
 
 
 def test_staged_outputs_leave_nothing_behind_on_failure(tmp_path):
@@ -19,6 +19,11 @@ def test_staged_outputs_leave_nothing_behind_on_failure(tmp_path):
             raise RuntimeError("failed half way")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
     assert (tmp_path / "old.txt").read_text() == "previous run"
+    with pytest.raises(RuntimeError):  # nor the folders it made for outputs that never came
+        with staged_outputs() as stage:
+            stage(tmp_path / "plots/new/table.csv").write_text("half")
+            raise RuntimeError("failed half way")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
     with staged_outputs() as stage:
         stage(tmp_path / "old.txt").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.txt"]
@@ -66,7 +71,7 @@ def test_staging_folders_of_killed_runs_are_cleaned_at_the_next_start(tmp_path):
 
 
 @pytest.mark.parametrize("raised, status, line", [
-    (cli.StageError("params.yaml: 'x' is bad"), 2, "error: params.yaml: 'x' is bad"),
+    (errors.StageError("params.yaml: 'x' is bad"), 2, "error: params.yaml: 'x' is bad"),
     (OSError(28, "No space left on device", "metrics/x.json"), 2, "error: metrics/x.json: No space left on device"),
     (PermissionError(13, "Permission denied", "plots/x"), 2, "error: plots/x: Permission denied"),
     (KeyboardInterrupt(), 130, "error: interrupted; no outputs were written"),
@@ -85,7 +90,7 @@ def test_ctrl_c_in_a_real_stage_is_one_line_and_130(tmp_path):
     import signal
     import time
 
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    write_params(tmp_path, params_with(**{"xor.epochs": 100_000, "xor.gif_every": 100}))  # long enough to interrupt
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "stages.xor"], cwd=tmp_path, env=env,
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)

@@ -54,11 +54,13 @@ def staged_outputs():
     exactly as for the final path and the bytes written are the same. The outputs are committed
     together: if one cannot be put in place, those already replaced are put back as they were.
     """
-    staged, staging_dirs = [], set()
+    staged, staging_dirs, created = [], set(), []
 
     def stage(path):
         final = Path(path)
+        missing = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
         final.parent.mkdir(parents=True, exist_ok=True)
+        created.extend(missing)  # innermost first
         staging = final.parent / f"{STAGING_PREFIX}{os.getpid()}"
         if staging not in staging_dirs:
             _clean_stale_staging(final.parent)
@@ -69,12 +71,18 @@ def staged_outputs():
         staged.append((temporary, final))
         return temporary
 
+    committed = False
     try:
         yield stage
         _commit(staged)
+        committed = True
     finally:
         for staging in staging_dirs:
             _remove(staging)
+        if not committed:  # the folders made for outputs that never came
+            for folder in created:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
 
 def _commit(staged):

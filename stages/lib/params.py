@@ -109,7 +109,8 @@ def describe(error, schema, name=PARAMS_FILE):
             message = replacement + message[len(prefix):]
     if not key:  # a rule across sections: its message names the keys
         return f"{name}: {message}"
-    return f"{name}: '{key}' {message}, got {error['input']!r}"
+    got = "" if ", got " in message else f", got {error['input']!r}"  # a validator's own message may say it
+    return f"{name}: '{key}' {message}{got}"
 
 
 def allowed_keys(schema, loc):

@@ -10,6 +10,7 @@ A caller composes a run the way pytorch/examples' mnist does:
 """
 import math
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import torch
@@ -44,8 +45,17 @@ class TrainSection(Schedule):
     momentum: Momentum  # 0 is plain SGD
     models: Annotated[dict[Name, TrainedModel], Field(min_length=1)]
 
-    def schedule(self):
-        return Schedule(epochs=self.epochs, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+    def sgd(self):
+        schedule = Schedule(epochs=self.epochs, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        return Sgd(schedule, self.lr, self.momentum)
+
+
+@dataclass(frozen=True)
+class Sgd:
+    """How train_cnn trains: the loop's schedule, and SGD's learning rate and momentum."""
+    schedule: Schedule
+    lr: float
+    momentum: float
 
 
 def clean_loss(model, x, y, step):
@@ -136,13 +146,13 @@ class Stopwatch:
               f"({images_per_s:.0f} training images/s on {self.device.type}, {self.threads} threads)")
 
 
-def train_cnn(spec, schedule, seed, train, test, *, lr, momentum, name, device, threads):
-    """A CNN of architecture spec, its weights drawn under seed, trained on `train` by SGD at lr with
-    momentum, on the schedule (batch order seeded by seed too). Returns (model, history rows, summary)."""
+def train_cnn(spec, sgd, seed, train, test, *, name, device, threads):
+    """A CNN of architecture spec, its weights drawn under seed, trained on `train` by SGD as `sgd` says
+    (batch order seeded by seed too). Returns (model, history rows, summary of the run)."""
     stopwatch = Stopwatch(name, device, threads)
     model = seeded_cnn(spec, seed, device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    history = list(train_epochs(model, train, test, schedule, optimizer, seed=seed, desc=name))
+    optimizer = torch.optim.SGD(model.parameters(), lr=sgd.lr, momentum=sgd.momentum)
+    history = list(train_epochs(model, train, test, sgd.schedule, optimizer, seed=seed, desc=name))
     summary = summarize(history) | {"threads": threads, "device": device.type}
     stopwatch.report(summary, len(train[1]))
     return model, history, summary

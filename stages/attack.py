@@ -20,7 +20,7 @@ from stages.lib.errors import warn
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import StageParams, load_params
-from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up
 
 
 class Params(StageParams):
@@ -30,10 +30,8 @@ class Params(StageParams):
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    device: str
-    threads: str | int
     step_size: float
     max_steps: int
     epsilon: float | None

@@ -18,7 +18,7 @@ from stages.lib.defences import adversarial_copies
 from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, load_cnn
 from stages.lib.params import Section, Seed, StageParams, load_params
-from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up
 from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 NAME = "retrain"
@@ -40,10 +40,8 @@ class Params(StageParams):
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    device: str
-    threads: str | int
     spec: CnnSpec
     sgd: Sgd
     retrain: RetrainSection

@@ -30,7 +30,7 @@ from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import Count, Name, Positive, Section, Seed, StageParams, load_params, unique
-from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up
 
 # Perturbation budgets are in the pixel units the models see ([-1, 1]): 2 spans the whole range.
 Budget = Annotated[float, Field(ge=0, le=2)]
@@ -80,10 +80,8 @@ class Params(StageParams):
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    device: str
-    threads: str | int
     robustness: RobustnessSection
     step_size: float  # the seed's unbounded attack, as attack.* sets it
     max_steps: int

@@ -11,7 +11,7 @@ from stages.lib.errors import UsageError
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import CnnSpec
 from stages.lib.params import StageParams, load_params
-from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up
 from stages.lib.sweep_grid import SweepSection
 from stages.lib.training import Schedule, Sgd, train_cnn
 
@@ -24,11 +24,9 @@ class Params(StageParams):
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys (the point itself comes
     from the command line, so a new grid value trains only the new points)."""
-    device: str
-    threads: str | int
     spec: CnnSpec
     epochs: int
     momentum: float

@@ -13,7 +13,7 @@ from stages.lib.errors import StageError
 from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec
 from stages.lib.params import StageParams, load_params
-from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up
 from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 
@@ -25,10 +25,8 @@ class Params(StageParams):
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    device: str
-    threads: str | int
     spec: CnnSpec
     sgd: Sgd
     seed: int

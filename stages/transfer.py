@@ -21,7 +21,7 @@ from stages.lib.data import NUM_CLASSES, PIXEL_RANGE, load_split, to_model_input
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import Name, Section, StageParams, load_params, unique
-from stages.lib.runtime import Device, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up
 
 
 class TransferSection(Section):
@@ -48,10 +48,8 @@ class Params(StageParams):
 
 
 @dataclass(frozen=True)
-class Run:
+class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    device: str
-    threads: str | int
     batch_size: int
     source: str            # attack.model: the model the adversarial sets were made on
     receivers: list[str]   # transfer.models

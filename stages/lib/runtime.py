@@ -1,6 +1,7 @@
 """Where and how torch computes: the device and the thread count (results depend on both), and the
 params keys `device` and `threads` that choose them."""
 import os
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
@@ -20,6 +21,14 @@ def _threads(value):
 
 Device = Literal["auto", "cpu", "cuda"]  # params key `device`: auto picks the GPU when there is one
 Threads = Annotated[str | int, PlainValidator(_threads)]  # params key `threads`: auto (torch's default) | a count
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """What a stage reads of params.yaml, typed; every stage that computes reads `device` and `threads`.
+    Each such stage extends it with the rest of what it reads (dvc.yaml lists exactly those keys)."""
+    device: str
+    threads: str | int
 
 
 def resolve_device(name):

@@ -25,7 +25,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, seeded_cnn
 from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
-from stages.lib.training import HEADLINE, Schedule, Stopwatch, summarize, train_epochs, write_trained_model
+from stages.lib.training import HEADLINE, Schedule, Stopwatch, train_epochs, write_trained_model
 
 NAME = "adversarial_training"
 
@@ -103,8 +103,7 @@ def main(argv=None):
         history.append(row | {"guard_pgd_acc": guard.check(model, row["epoch"])})
         if guard.collapsed_at:
             break
-    summary = summarize(history) | {"threads": threads, "device": device.type}
-    stopwatch.report(summary, len(train[1]))
+    summary = stopwatch.report(history, len(train[1]))
     outcome = guard.summary()
     if outcome["collapsed_at_epoch"]:
         warn(f"adversarial_training: PGD accuracy collapsed at epoch {outcome['collapsed_at_epoch']}; "

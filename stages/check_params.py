@@ -31,24 +31,18 @@ def known_sections():
 
 
 def check(path):
-    """Nothing, or one StageError line for the first unknown key or bad value of the params file."""
+    """Every stage's params, loaded; or one StageError line for the first unknown key or bad value."""
     sections = known_sections()
     for key in read_mapping(path):
         if key not in sections:
             raise StageError(unknown_key(Path(path).name, str(key), sections, "the top level"))
-    for stage in STAGES:
-        load_params(stage.Params, path)
+    return [load_params(stage.Params, path) for stage in STAGES]
 
 
 def load_all(path="params.yaml"):
     """Every section of the params file, typed as the stages read them (the file checked whole first);
     for benchmarks and tests."""
-    check(path)
-    sections = {}
-    for stage in STAGES:
-        p = load_params(stage.Params, path)
-        sections |= {key: getattr(p, key) for key in type(p).model_fields}
-    return SimpleNamespace(**sections)
+    return SimpleNamespace(**{key: getattr(p, key) for p in check(path) for key in type(p).model_fields})
 
 
 def main(argv=None):

@@ -136,7 +136,9 @@ class Stopwatch:
         self.name, self.device, self.threads = name, device, threads
         self.start = time.perf_counter()
 
-    def report(self, summary, n_train):
+    def report(self, history, n_train):
+        """The run's summary (with the device and thread count), its figures printed and logged."""
+        summary = summarize(history) | {"threads": self.threads, "device": self.device.type}
         seconds = time.perf_counter() - self.start
         images_per_s = n_train * summary["epochs"] / seconds
         log_run(self.name, seconds=seconds, train_images_per_s=images_per_s, threads=self.threads,
@@ -144,6 +146,7 @@ class Stopwatch:
         state = "DIVERGED" if summary["diverged"] else f"test accuracy {summary['final_test_acc']:.4f}"
         print(f"{self.name}: {state} after {summary['epochs']} epochs in {seconds:.1f} s "
               f"({images_per_s:.0f} training images/s on {self.device.type}, {self.threads} threads)")
+        return summary
 
 
 def train_cnn(spec, sgd, seed, train, test, *, name, device, threads):
@@ -153,9 +156,7 @@ def train_cnn(spec, sgd, seed, train, test, *, name, device, threads):
     model = seeded_cnn(spec, seed, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=sgd.lr, momentum=sgd.momentum)
     history = list(train_epochs(model, train, test, sgd.schedule, optimizer, seed=seed, desc=name))
-    summary = summarize(history) | {"threads": threads, "device": device.type}
-    stopwatch.report(summary, len(train[1]))
-    return model, history, summary
+    return model, history, stopwatch.report(history, len(train[1]))
 
 
 def write_trained_model(stage, name, model, spec, model_path, history, headline):

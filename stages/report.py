@@ -21,6 +21,8 @@ def figures(folder, names=None, exclude=(), width=None):
     """Every figure of a folder (PNGs, then GIFs), or the named ones, inlined; `width` in CSS pixels."""
     folder = Path(folder)
     paths = [folder / n for n in names] if names else sorted(folder.glob("*.png")) + sorted(folder.glob("*.gif"))
+    if not paths:
+        raise StageError(f"{folder}: holds no figures; run `dvc repro` to make them")
     missing = [p for p in paths if not p.is_file()]
     if missing:
         raise StageError(f"{missing[0]}: not found; run `dvc repro` to make it")
@@ -71,9 +73,18 @@ def problem_2(seed):
             + figures("plots/xor/figures", width=560))
 
 
-def problem_3(seed):
-    models = [{"model": name, **read_json(f"metrics/train/{name}.json")}
-              for name in sorted(p.stem for p in Path("metrics/train").glob("*.json"))]
+TRAINED = ("final_test_acc", "best_test_acc")   # what metrics/train/<name>.json holds for every model
+
+
+def read_trained():
+    """metrics/train/<name>.json of every trained model: [{"model": name, …}], at least one."""
+    paths = sorted(Path("metrics/train").glob("*.json"))
+    if not paths:
+        raise StageError("metrics/train: holds no model's metrics; run `dvc repro` to train them")
+    return [{"model": p.stem, **read_json(p, TRAINED)} for p in paths]
+
+
+def problem_3(seed, models):
     curves = [{**row, "model": m["model"]} for m in models
               for row in read_csv(f"plots/train/{m['model']}.csv").to_dict("records")]
     sweep = read_csv("plots/sweep_summary/table.csv")
@@ -110,12 +121,12 @@ def gallery_rows(kind, images, seed_gallery):
 
 def problem_4(seed, official):
     attacks, transfer_sets = seed["attack"], read_csv("plots/transfer/sets.csv").set_index("set")
-    roles = read_json("metrics/transfer.json")
+    roles = read_json("metrics/transfer.json", ("source", "receivers", "untargeted", "targeted"))
     source, receivers = roles["source"], roles["receivers"]
     receiver = receivers[0]
     rows, attacked = [], {}
     for kind in ("untargeted", "targeted"):
-        metrics = read_json(f"metrics/attack_{kind}.json")
+        metrics = read_json(f"metrics/attack_{kind}.json", ("success_rate", "steps_median"))
         images = attacked[kind] = read_csv(f"plots/attack_{kind}/images.csv")
         won = images[images["success"]]
         rows += [(f"{kind}: success rate", metrics["success_rate"], None, None),
@@ -140,9 +151,9 @@ def problem_4(seed, official):
             + figures("plots/attack_targeted/figures") + "<h3>Transfer</h3>" + figures("plots/transfer/figures"))
 
 
-def defences(seed):
+def defences(seed, models_trained):
     """Section 5 (beyond the seed): the two defences it proposes, and every model's robustness."""
-    robustness = read_json("metrics/robustness.json")
+    robustness = read_json("metrics/robustness.json", ("n_images", "epsilon_01", "models", "transfer"))
     epsilon_01 = robustness["epsilon_01"]
     models = robustness["models"]
     table = [{"model": name, "clean": m["clean"]} | {f"PGD ε={epsilon_01[e]:g}": v for e, v in m["pgd"].items()}
@@ -152,8 +163,7 @@ def defences(seed):
     transfer = robustness["transfer"]
     transfer_table = [{"model": name, **{f"PGD ε={epsilon_01[e]:g}": v for e, v in transfer["pgd"][name].items()},
                        **{f"margin {k}": v for k, v in transfer["margin"][name].items()}} for name in models]
-    trained = [{"model": p.stem, **read_json(p)} for p in sorted(Path("metrics/train").glob("*.json"))
-               if p.stem in ("retrain", "adversarial_training")]
+    trained = [m for m in models_trained if m["model"] in ("retrain", "adversarial_training")]
     return ("<h2>5. Beyond the seed: its two defences, measured</h2>"
             f"<p>{seed['proposal']}</p>" + html.table(trained)
             + f"<h3>Robust accuracy vs ε on {robustness['n_images']:,} test images (ε in [0, 1] units; the "
@@ -167,9 +177,11 @@ def defences(seed):
 
 def build_report(seed):
     javascript, versions = html.vega_bundle()
-    data = read_json("metrics/data.json")
-    body = header(data) + problem_1(seed["loss_surfaces"]) + problem_2(seed["xor"]) + problem_3(seed["sweep"]) \
-        + problem_4(seed, data.get("official", False)) + defences(seed["defences"])
+    data = read_json("metrics/data.json", ("source", "n_train", "n_test"))
+    trained = read_trained()
+    body = header(data) + problem_1(seed["loss_surfaces"]) + problem_2(seed["xor"]) \
+        + problem_3(seed["sweep"], trained) + problem_4(seed, data.get("official", False)) \
+        + defences(seed["defences"], trained)
     return html.page("Neural-network foundations: results", body, html.inline_script(javascript, versions))
 
 

@@ -42,12 +42,7 @@ def read_curves(name):
 
 
 def read_summary(name):
-    path = f"metrics/sweep/{name}.json"
-    summary = read_json(path)
-    missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
-    if missing:
-        raise StageError(f"{path}: missing '{missing[0]}'; rerun `dvc repro -f sweep@{name}`")
-    return summary
+    return read_json(f"metrics/sweep/{name}.json", SUMMARY_KEYS, rerun=f"`dvc repro -f sweep@{name}`")
 
 
 def markdown_table(table):

@@ -2,12 +2,13 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from stages.lib import cli, errors
 from stages.lib.io import staged_outputs
-from tests.conftest import ROOT, params_with, write_params
+from tests.conftest import ROOT, assert_clean_failure, files_under, params_with, write_params
 
 
 def test_staged_outputs_leave_nothing_behind_on_failure(tmp_path):
@@ -100,3 +101,50 @@ def test_ctrl_c_in_a_real_stage_is_one_line_and_130(tmp_path):
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "error: interrupted; no outputs were written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_a_short_torch_write_is_one_line_naming_the_output(tmp_path, monkeypatch):
+    import torch
+
+    from stages.lib.errors import StageError
+    from stages.lib.io import save_tensors
+
+    def short_write(obj, path):
+        Path(path).write_bytes(b"PK\x03\x04 half")
+        raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 5568 vs 5488")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    (tmp_path / "model.pt").write_bytes(b"previous")
+    with pytest.raises(StageError, match=r"model\.pt: could not be written in full .*unexpected pos"):
+        with staged_outputs() as stage:
+            save_tensors({"w": 1}, stage(tmp_path / "model.pt"))
+    assert (tmp_path / "model.pt").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_file_size_limit_fails_a_real_stage_with_one_line_and_changes_nothing(mnist_dir):
+    """The limit a full disk imposes, for real: RLIMIT_FSIZE in the stage's process (Python ignores
+    SIGXFSZ, so a write past it fails with EFBIG or comes up short)."""
+    import resource
+
+    write_params(mnist_dir, params_with(**{"model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1}))
+    before = files_under(mnist_dir)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train", "model1", "--data", "data/mnist", "--model", "models/model1.pt"],
+        cwd=mnist_dir, env=env, capture_output=True, text=True, timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY)))
+    assert_clean_failure(result, "models/model1.pt: could not be written in full")
+    assert result.returncode == 2
+    after = [f for f in files_under(mnist_dir) if not f.startswith("logs/")]  # the git-ignored run log may grow
+    assert after == before  # no checkpoint, metrics, curves or empty folder left
+
+
+def test_a_run_log_that_cannot_be_written_is_a_warning_after_the_outputs(tmp_path, monkeypatch, capsys):
+    from stages.lib import io
+
+    (tmp_path / "logs").write_text("a file where the log folder should be")
+    monkeypatch.setattr(io, "RUN_LOG", str(tmp_path / "logs/runs.jsonl"))
+    io.log_run("train", seconds=1.0)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ") and "runs.jsonl: the run's figures were not logged" in err

@@ -1,11 +1,13 @@
 """End to end: the real `dvc repro` of the whole pipeline in a temporary copy, on a tiny profile."""
 import json
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 
 from tests.conftest import (
+    assert_clean_failure,
     assert_no_network_references,
     assert_not_blank,
     make_dvc_project,
@@ -116,3 +118,26 @@ def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):
         drawn = dom.count('class="marks"')  # vega-embed's canvas (or svg), one per chart that drew
         assert drawn >= charts, f"{page}: {drawn} of {charts} charts drew"
         assert_not_blank(screenshot)
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda root: (root / "metrics/train/model2.json").write_text("{}\n"),
+     "metrics/train/model2.json: missing 'final_test_acc'"),
+    (lambda root: [p.unlink() for p in (root / "plots/transfer/figures").iterdir()],
+     "plots/transfer/figures: holds no figures"),
+    (lambda root: (root / "metrics/transfer.json").write_text(""), "metrics/transfer.json: not valid JSON"),
+])
+def test_the_report_refuses_missing_or_emptied_inputs_with_one_line(reproduced, damage, needle):
+    root = reproduced.path
+    page = (root / "report/index.html").read_bytes()
+    inputs = [*(root / "plots/transfer/figures").iterdir(), root / "metrics/train/model2.json",
+              root / "metrics/transfer.json"]
+    saved = {path: path.read_bytes() for path in inputs}
+    damage(root)
+    try:
+        result = reproduced.run(sys.executable, "-m", "stages.report", check=False)
+        assert_clean_failure(result, needle)
+        assert result.returncode == 2 and (root / "report/index.html").read_bytes() == page
+    finally:
+        for path, data in saved.items():
+            path.write_bytes(data)

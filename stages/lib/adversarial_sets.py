@@ -8,7 +8,7 @@ from pydantic import Field
 
 from stages.lib.data import NUM_CLASSES
 from stages.lib.errors import StageError
-from stages.lib.io import load_tensors
+from stages.lib.io import load_tensors, save_tensors
 from stages.lib.params import Count, Name, Positive, Section, Seed
 
 KINDS = ("untargeted", "targeted")
@@ -39,7 +39,7 @@ FORMAT = {"images": torch.float32, "labels": torch.int64, "targets": torch.int64
 def save_adversarial(path, *, images, labels, targets, success, steps, indices):
     """An attack's result: adversarial images (N x 1 x 28 x 28), true labels, targets (-1 where
     untargeted), success flags, steps used and the attacked test-set indices."""
-    torch.save({"images": images.cpu(), "labels": labels.cpu(), "targets": targets.cpu(),
+    save_tensors({"images": images.cpu(), "labels": labels.cpu(), "targets": targets.cpu(),
                 "success": success.cpu(), "steps": steps.cpu(), "indices": indices.cpu()}, path)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from stages.lib.errors import StageError
-from stages.lib.io import load_tensors
+from stages.lib.io import load_tensors, save_tensors
 
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (28, 28)
@@ -37,7 +37,7 @@ def split_path(data_dir, split):
 
 
 def save_split(path, images, labels):
-    torch.save({"images": images.contiguous(), "labels": labels.contiguous()}, path)
+    save_tensors({"images": images.contiguous(), "labels": labels.contiguous()}, path)
 
 
 def load_split(data_dir, split):

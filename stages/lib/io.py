@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from stages.lib.errors import StageError
+from stages.lib.errors import StageError, warn
 
 STAGING_PREFIX = ".staging-"
 
@@ -85,6 +85,22 @@ def staged_outputs():
                     folder.rmdir()
 
 
+def output_name(path):
+    """The final path of a staged temporary (the path itself if it is not one)."""
+    path = Path(path)
+    return path.parent.parent / path.name if path.parent.name.startswith(STAGING_PREFIX) else path
+
+
+def save_tensors(obj, path):
+    """torch.save to path; a write that fails or comes up short (a full disk, a file-size limit), which
+    torch reports as a RuntimeError, is one StageError naming the output."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as error:
+        raise StageError(f"{output_name(path)}: could not be written in full ({' '.join(str(error).split())}); "
+                         "is the disk full or a file-size limit set?") from None
+
+
 def _commit(staged):
     for _, final in staged:
         if not os.access(final.parent, os.W_OK) or (final.exists() and not os.access(final, os.W_OK)):
@@ -138,14 +154,20 @@ def read_csv(path):
         raise StageError(f"{path}: not a readable CSV ({error}); rerun the stage that writes it") from None
 
 
-def read_json(path):
+def read_json(path, required=(), rerun="the stage that writes it"):
+    """A JSON file written by a stage, holding at least the `required` keys; anything else (missing,
+    unreadable, emptied) is a StageError naming the file and what to rerun."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         raise StageError(f"{path}: not found; run the stage that writes it (dvc repro)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise StageError(f"{path}: not valid JSON ({error}); rerun the stage that writes it") from None
+        raise StageError(f"{path}: not valid JSON ({error}); rerun {rerun}") from None
+    missing = [key for key in required if not isinstance(value, dict) or key not in value]
+    if missing:
+        raise StageError(f"{path}: missing '{missing[0]}'; rerun {rerun}")
+    return value
 
 
 def load_tensors(path, expected):
@@ -178,6 +200,9 @@ def log_run(stage_name, **figures):
     """Append wall-clock figures (seconds, images/s: they change from run to run) to the git-ignored
     run log, so that DVC-tracked outputs stay byte-identical on a rerun."""
     record = {"stage": stage_name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **figures}
-    Path(RUN_LOG).parent.mkdir(parents=True, exist_ok=True)
-    with open(RUN_LOG, "a") as log:
-        log.write(json.dumps(_finite_or_none(record)) + "\n")
+    try:  # after the outputs are committed: a log that cannot be written must not fail the stage
+        Path(RUN_LOG).parent.mkdir(parents=True, exist_ok=True)
+        with open(RUN_LOG, "a") as log:
+            log.write(json.dumps(_finite_or_none(record)) + "\n")
+    except OSError as error:
+        warn(f"{RUN_LOG}: the run's figures were not logged ({error.strerror or error})")

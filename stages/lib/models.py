@@ -10,6 +10,7 @@ from torch import nn
 
 from stages.lib.data import NUM_CLASSES
 from stages.lib.errors import StageError
+from stages.lib.io import save_tensors
 from stages.lib.params import Section
 
 MAX_CHANNELS = 512  # per conv block (activations of a 1,000-image batch stay < 2 GB)
@@ -48,7 +49,7 @@ def mnist_cnn(spec):
 
 def save_cnn(model, spec, path):
     """A checkpoint that describes itself: the architecture beside the weights."""
-    torch.save({"spec": spec.model_dump(), "state_dict": model.state_dict()}, path)
+    save_tensors({"spec": spec.model_dump(), "state_dict": model.state_dict()}, path)
 
 
 def load_cnn(path, device):

@@ -25,7 +25,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, seeded_cnn
 from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
-from stages.lib.training import HEADLINE, Schedule, Stopwatch, train_epochs, write_trained_model
+from stages.lib.training import HEADLINE, Epochs, Schedule, Stopwatch, train_epochs, write_trained_model
 
 NAME = "adversarial_training"
 
@@ -42,7 +42,7 @@ class AdversarialTrainingSection(Section):
     step_size: Positive
     pgd_steps: Count
     adversarial_share: Annotated[float, Field(ge=0, le=1)]
-    epochs: Count
+    epochs: Epochs
     batch_size: Count
     lr: Positive
     eval_batch_size: Count

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from stages.lib.params import Count, Positive, Section, Seed, unique
-from stages.lib.training import Momentum
+from stages.lib.training import Epochs, Momentum
 
 
 def point_name(batch_size, lr):
@@ -28,7 +28,7 @@ class Grid(Section):
 
 class SweepSection(Grid):
     extra: Grid
-    epochs: Count
+    epochs: Epochs
     seed: Seed
     momentum: Momentum
     eval_batch_size: Count

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from tqdm import tqdm
 
 from stages.lib.io import log_run, write_csv, write_json
@@ -23,13 +23,24 @@ from stages.lib.models import evaluate, save_cnn, seeded_cnn
 from stages.lib.params import Count, Name, Positive, Section, Seed
 
 Momentum = Annotated[float, Field(ge=0, lt=1)]
+MAX_EPOCHS = 1000  # a bound on run time, not on memory
+
+
+def _bounded_epochs(value):
+    if value > MAX_EPOCHS:
+        raise ValueError(f"must be at most {MAX_EPOCHS:,} (a bound on run time: one epoch of the full MNIST takes "
+                         "about 25 s on 2 CPU cores, so 1,000 epochs about 7 hours)")
+    return value
+
+
+Epochs = Annotated[int, Field(ge=1), AfterValidator(_bounded_epochs)]
 HEADLINE = ("final_test_acc", "best_test_acc", "device", "threads")  # metrics/train/<name>.json
 
 
 class Schedule(Section):
     """How the training loop runs: epochs over the training set in batches of batch_size, then an
     evaluation of the test set in batches of eval_batch_size."""
-    epochs: Count
+    epochs: Epochs
     batch_size: Count
     eval_batch_size: Count
 

@@ -25,7 +25,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, seeded_cnn
 from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
-from stages.lib.training import HEADLINE, Epochs, Schedule, Stopwatch, train_epochs, write_trained_model
+from stages.lib.training import HEADLINE, Epochs, LearningRate, Schedule, Stopwatch, train_epochs, write_trained_model
 
 NAME = "adversarial_training"
 
@@ -44,7 +44,7 @@ class AdversarialTrainingSection(Section):
     adversarial_share: Annotated[float, Field(ge=0, le=1)]
     epochs: Epochs
     batch_size: Count
-    lr: Positive
+    lr: LearningRate
     eval_batch_size: Count
     seed: Seed
     guard: Guard

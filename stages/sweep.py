@@ -13,7 +13,7 @@ from stages.lib.models import CnnSpec
 from stages.lib.params import StageParams, load_params
 from stages.lib.runtime import Device, StageRun, Threads, set_up
 from stages.lib.sweep_grid import SweepSection
-from stages.lib.training import Schedule, Sgd, train_cnn
+from stages.lib.training import MAX_LR, Schedule, Sgd, train_cnn
 
 
 class Params(StageParams):
@@ -50,8 +50,8 @@ def parse_point(batch_size, lr):
         lr_value = float(lr)
     except ValueError:
         lr_value = 0.0
-    if not 0 < lr_value < float("inf"):
-        raise UsageError(f"--lr must be a number > 0, got {lr!r}")
+    if not 0 < lr_value <= MAX_LR:
+        raise UsageError(f"--lr must be a number > 0 and at most {MAX_LR:g}, got {lr!r}")
     return batch_size_value, lr_value
 
 

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 
 from stages.lib import cli, plotting
 from stages.lib.io import staged_outputs, write_csv, write_json
-from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params, unique
+from stages.lib.params import Count, Section, Seed, StageParams, load_params, unique
 from stages.lib.xor import first_solved_epoch, train_xor, xor_init
 
 FIGURES = "plots/xor/figures"

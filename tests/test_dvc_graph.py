@@ -3,7 +3,6 @@ imports (directly or not) and no other, and on every params key it reads."""
 import ast
 import dataclasses
 import importlib
-import inspect
 import shlex
 from pathlib import Path
 

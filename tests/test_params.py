@@ -86,6 +86,8 @@ def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key
     ({"loss_surfaces.x": 1e308}, "'loss_surfaces.x' must be less than or equal to 1000000"),
     ({"loss_surfaces.w_range": [-1e308, 1e308]}, "'loss_surfaces.w_range[0]' must be greater than or equal to"),
     ({"xor.lr": 1e308}, "'xor.lr' must be less than or equal to 1000000"),
+    ({"train.lr": 1e308}, "'train.lr' must be less than or equal to 1000000"),
+    ({"adversarial_training.lr": 1e308}, "'adversarial_training.lr' must be less than or equal to 1000000"),
     ({"train.lr": -0.01}, "'train.lr' must be greater than 0, got -0.01"),
     ({"train.lr": "fast"}, "'train.lr' must be a valid number, got 'fast'"),
     ({"train.epochs": True}, "'train.epochs' must be a valid integer, got True"),

@@ -104,8 +104,9 @@ def test_the_sweep_has_exactly_the_seeds_ten_points_as_stages(dvc_project):
 
 @pytest.mark.parametrize("args, needle", [
     (["0", "0.1"], "--batch-size must be an integer >= 1, got '0'"),
-    (["32", "-0.1"], "--lr must be a number > 0, got '-0.1'"),
-    (["32", "fast"], "--lr must be a number > 0, got 'fast'"),
+    (["32", "-0.1"], "--lr must be a number > 0 and at most 1e+06, got '-0.1'"),
+    (["32", "fast"], "--lr must be a number > 0 and at most 1e+06, got 'fast'"),
+    (["32", "1e308"], "--lr must be a number > 0 and at most 1e+06, got '1e308'"),
 ])
 def test_sweep_bad_point_is_named_and_nothing_is_written(mnist_dir, args, needle):
     write_params(mnist_dir, params_with(**TINY))

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from stages.lib.params import Count, Positive, Section, Seed, unique
-from stages.lib.training import Epochs, Momentum
+from stages.lib.params import Count, Section, Seed, unique
+from stages.lib.training import Epochs, LearningRate, Momentum
 
 
 def point_name(batch_size, lr):
@@ -15,7 +15,7 @@ def point_name(batch_size, lr):
 
 class Grid(Section):
     batch_size: Annotated[list[Count], Field(min_length=1)]
-    lr: Annotated[list[Positive], Field(min_length=1)]
+    lr: Annotated[list[LearningRate], Field(min_length=1)]
 
     @field_validator("batch_size", "lr")
     @classmethod

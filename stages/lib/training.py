@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from stages.lib.io import log_run, write_csv, write_json
 from stages.lib.models import evaluate, save_cnn, seeded_cnn
-from stages.lib.params import Count, Name, Positive, Section, Seed
+from stages.lib.params import Count, Name, Section, Seed
 
 Momentum = Annotated[float, Field(ge=0, lt=1)]
 MAX_EPOCHS = 1000  # a bound on run time, not on memory
@@ -34,6 +34,8 @@ def _bounded_epochs(value):
 
 
 Epochs = Annotated[int, Field(ge=1), AfterValidator(_bounded_epochs)]
+MAX_LR = 1e6  # far past divergence for this CNN, and within float32 (the optimizer scales float32 gradients by it)
+LearningRate = Annotated[float, Field(gt=0, le=MAX_LR)]
 HEADLINE = ("final_test_acc", "best_test_acc", "device", "threads")  # metrics/train/<name>.json
 
 
@@ -52,7 +54,7 @@ class TrainedModel(Section):
 class TrainSection(Schedule):
     """Params section `train`: how model1, model2 and the retrained model are trained (SGD at lr with
     momentum), and each model's seed."""
-    lr: Positive
+    lr: LearningRate
     momentum: Momentum  # 0 is plain SGD
     models: Annotated[dict[Name, TrainedModel], Field(min_length=1)]
 

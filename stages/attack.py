@@ -13,14 +13,14 @@ from pathlib import Path
 import torch
 
 from stages.lib import cli, plotting
-from stages.lib.adversarial_sets import KINDS, AttackSection, save_adversarial
+from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, save_adversarial
 from stages.lib.attacks import perturbation_norms, random_targets, sign_gradient_attack
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
 from stages.lib.errors import warn
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import StageParams, load_params
-from stages.lib.runtime import Device, StageRun, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
 
 
 class Params(StageParams):
@@ -35,7 +35,7 @@ class Run(StageRun):
     step_size: float
     max_steps: int
     epsilon: float | None
-    batch_size: int
+    batch_size: int | str
     n_images: int | None
     seed: int | None  # of the random targets; None for the untargeted attack
     grid_size: int
@@ -80,10 +80,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = read_params(args.params, args.kind)
     device, _ = set_up(run.device, run.threads)
+    batch = working_batch(run.batch_size, device, CPU_BATCH)
     model = load_cnn(args.model, device)
     images, labels = load_split(args.data, "test")
     inputs, labels = to_model_input(images).to(device), labels.to(device)
-    correct = torch.nonzero(predict(model, inputs, run.batch_size) == labels).flatten()
+    correct = torch.nonzero(predict(model, inputs, batch) == labels).flatten()
     indices = correct[:run.n_images] if run.n_images else correct
     originals, true_labels = inputs[indices], labels[indices]
     targets = None
@@ -92,9 +93,9 @@ def main(argv=None):
     start = time.perf_counter()
     adversarial, success, steps = sign_gradient_attack(
         model, originals, true_labels, targets=targets, step_size=run.step_size, max_steps=run.max_steps,
-        bounds=PIXEL_RANGE, epsilon=run.epsilon, batch_size=run.batch_size, desc=f"attack {args.kind}")
+        bounds=PIXEL_RANGE, epsilon=run.epsilon, batch_size=batch, desc=f"attack {args.kind}")
     seconds = time.perf_counter() - start
-    predicted = predict(model, adversarial, run.batch_size)
+    predicted = predict(model, adversarial, batch)
     linf, l2 = perturbation_norms(originals, adversarial)
     won = success.nonzero().flatten()
     targets_or_none = targets if targets is not None else torch.full_like(true_labels, -1)

@@ -12,13 +12,13 @@ import torch
 from pydantic import Field
 
 from stages.lib import cli
-from stages.lib.adversarial_sets import KINDS, AttackSection
+from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection
 from stages.lib.data import PIXEL_RANGE, load_model_inputs
 from stages.lib.defences import adversarial_copies
 from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, load_cnn
 from stages.lib.params import Section, Seed, StageParams, load_params
-from stages.lib.runtime import Device, StageRun, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
 from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 NAME = "retrain"
@@ -48,7 +48,7 @@ class Run(StageRun):
     step_size: float        # the seed's attack, as attack.* sets it
     max_steps: int
     epsilon: float | None
-    attack_batch_size: int
+    attack_batch_size: int | str
 
 
 def read_params(path):
@@ -71,7 +71,7 @@ def main(argv=None):
     copies, copy_labels = adversarial_copies(
         source, images, labels, share=run.retrain.share, kind=run.retrain.kind, seed=run.retrain.seed,
         step_size=run.step_size, max_steps=run.max_steps, epsilon=run.epsilon, bounds=PIXEL_RANGE,
-        batch_size=run.attack_batch_size, desc="retrain: attack")
+        batch_size=working_batch(run.attack_batch_size, device, CPU_BATCH), desc="retrain: attack")
     print(f"retrain: {len(copy_labels)} adversarial copies of training images added to {len(labels)}")
     train = (torch.cat([images, copies]), torch.cat([labels, copy_labels]))
     model, history, summary = train_cnn(run.spec, run.sgd, run.retrain.seed, train, test, name=NAME, device=device,

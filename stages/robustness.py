@@ -30,8 +30,9 @@ from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import Count, Name, Positive, Section, Seed, StageParams, load_params, unique
-from stages.lib.runtime import Device, StageRun, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, WorkingBatch, set_up, working_batch
 
+CPU_BATCH = 256  # robustness.batch_size auto on the CPU
 # Perturbation budgets are in the pixel units the models see ([-1, 1]): 2 spans the whole range.
 Budget = Annotated[float, Field(ge=0, le=2)]
 
@@ -50,7 +51,7 @@ class RobustnessSection(Section):
     margins: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
     n_images: Count | None
     seed: Seed
-    batch_size: Count
+    batch_size: WorkingBatch  # auto: CPU_BATCH on the CPU, a GPU's own size there
 
     @field_validator("models", "margins")
     @classmethod
@@ -129,7 +130,7 @@ def main(argv=None):
     images, labels = load_split(args.data, "test")
     chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(r.seed))[:r.n_images]
     x, y = to_model_input(images[chosen]).to(device), labels[chosen].to(device)
-    epsilons, batch = r.epsilon, r.batch_size
+    epsilons, batch = r.epsilon, working_batch(r.batch_size, device, CPU_BATCH)
     start = time.perf_counter()
 
     curves = {}

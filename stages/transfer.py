@@ -16,12 +16,12 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from stages.lib import cli, plotting
-from stages.lib.adversarial_sets import KINDS, AttackSection, load_adversarial
+from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, load_adversarial
 from stages.lib.data import NUM_CLASSES, PIXEL_RANGE, load_split, to_model_input
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import Name, Section, StageParams, load_params, unique
-from stages.lib.runtime import Device, StageRun, Threads, set_up
+from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
 
 
 class TransferSection(Section):
@@ -50,7 +50,7 @@ class Params(StageParams):
 @dataclass(frozen=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    batch_size: int
+    batch_size: int | str
     source: str            # attack.model: the model the adversarial sets were made on
     receivers: list[str]   # transfer.models
 
@@ -72,7 +72,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = read_params(args.params)
     device, _ = set_up(run.device, run.threads)
-    source, receivers, batch = run.source, run.receivers, run.batch_size
+    source, receivers = run.source, run.receivers
+    batch = working_batch(run.batch_size, device, CPU_BATCH)
     test_images, _ = load_split(args.data, "test")
     sets = {kind: load_adversarial(Path(args.adversarial) / f"{kind}.pt", len(test_images), PIXEL_RANGE)
             for kind in KINDS}

@@ -19,8 +19,16 @@ def _threads(value):
     raise ValueError(f"must be 'auto' or an integer from 1 to {MAX_THREADS}")
 
 
+def _working_batch(value):
+    if value == "auto" or (type(value) is int and value >= 1):
+        return value
+    raise ValueError("must be 'auto' or an integer >= 1")
+
+
 Device = Literal["auto", "cpu", "cuda"]  # params key `device`: auto picks the GPU when there is one
 Threads = Annotated[str | int, PlainValidator(_threads)]  # params key `threads`: auto (torch's default) | a count
+WorkingBatch = Annotated[str | int, PlainValidator(_working_batch)]  # an attack's batch: auto | a count
+GPU_WORKING_BATCH = 4096  # below this, an attack step of the CNN on a GPU is bound by launches, not arithmetic
 
 
 @dataclass(frozen=True)
@@ -62,3 +70,12 @@ def set_up(device, threads):
     """(torch.device, thread count) for the params `device` and `threads`, both put in effect."""
     count = use_threads(threads)
     return resolve_device(device), count
+
+
+def working_batch(batch_size, device, cpu_batch):
+    """How many images an attack works on at once: batch_size, or for 'auto' the device's own size,
+    cpu_batch on the CPU (the stage's measured best there) and GPU_WORKING_BATCH on a GPU. Results do
+    not depend on it (tests/test_problem_4.py checks it on the CPU)."""
+    if batch_size != "auto":
+        return batch_size
+    return GPU_WORKING_BATCH if device.type == "cuda" else cpu_batch

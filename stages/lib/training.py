@@ -78,7 +78,7 @@ def clean_loss(model, x, y, step):
 
 
 def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=clean_loss, lr_schedule=None,
-                 desc="train"):
+                 desc="train", static_steps=None):
     """Train `model` epoch by epoch, yielding each epoch's row of the history.
 
     Every epoch visits every training image once, in batches drawn by index from a permutation seeded
@@ -88,19 +88,34 @@ def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=cl
     running train loss and accuracy over the epoch and the test loss and accuracy after it. Training
     stops after an epoch whose train loss is not finite (the run diverged); the caller may stop sooner
     by leaving the loop.
+
+    static_steps: run the full batches as one step function of fixed tensors (see FullBatchSteps),
+    captured as a CUDA graph on a GPU. None (the default) does so where it pays and applies: on a GPU,
+    for plain SGD on the clean loss with no lr_schedule. The numbers are the same either way on the
+    CPU (tests/test_problem_3.py checks it, bit for bit).
     """
     images, labels = train
+    if static_steps is None:
+        static_steps = images.is_cuda and batch_loss is clean_loss and lr_schedule is None and \
+            type(optimizer) is torch.optim.SGD
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(labels) / schedule.batch_size)
+    full_batches = None
     progress = tqdm(total=schedule.epochs * steps_per_epoch, desc=desc, unit="step", disable=None, mininterval=1)
     try:
         for epoch in range(1, schedule.epochs + 1):
             model.train()
             order = torch.randperm(len(labels), generator=generator).to(labels.device)
-            loss_sum = torch.zeros((), device=labels.device)
-            correct = torch.zeros((), device=labels.device)
-            batches = range(0, len(labels), schedule.batch_size)
-            for step, first in enumerate(batches, start=(epoch - 1) * steps_per_epoch):
+            if static_steps and len(labels) >= schedule.batch_size:
+                full_batches = full_batches or FullBatchSteps(model, optimizer, train, schedule.batch_size)
+                loss_sum, correct = full_batches.run_epoch(order, progress)
+                done = full_batches.count * schedule.batch_size  # the partial last batch runs below
+            else:
+                loss_sum = torch.zeros((), device=labels.device)
+                correct = torch.zeros((), device=labels.device)
+                done = 0
+            batches = range(done, len(labels), schedule.batch_size)
+            for step, first in enumerate(batches, start=(epoch - 1) * steps_per_epoch + done // schedule.batch_size):
                 index = order[first:first + schedule.batch_size]
                 x, y = images[index], labels[index]
                 loss, logits = batch_loss(model, x, y, step)
@@ -121,6 +136,81 @@ def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=cl
                 return
     finally:
         progress.close()
+
+
+class FullBatchSteps:
+    """The SGD steps of an epoch's full batches as one step function of fixed tensors: the epoch's
+    batch order, the position in it, and the running loss and accuracy sums all live on the device.
+
+    On a GPU the step is captured once as a CUDA graph and replayed, one launch per step with no host
+    work and no host sync inside the epoch (launch and host overhead, not arithmetic, bound a small CNN
+    there: benchmarks/gpu_step.py). Anywhere else the same function runs eagerly, which is how the CPU
+    tests check that it computes what the plain loop computes. The step is plain training: the clean
+    loss, an optimizer with no state that the capture could not replay (SGD), a fixed learning rate.
+    """
+
+    def __init__(self, model, optimizer, train, batch_size):
+        self.model, self.optimizer = model, optimizer
+        self.images, self.labels = train
+        device = self.labels.device
+        self.batch_size = batch_size
+        self.count = len(self.labels) // batch_size
+        self.order = torch.zeros(self.count * batch_size, dtype=torch.int64, device=device)
+        self.position = torch.zeros(1, dtype=torch.int64, device=device)
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device)
+        self.captured_grads = None  # on a GPU: the gradients' memory, which the graph writes on every replay
+        self.replay = self.capture() if device.type == "cuda" else self.step
+
+    def step(self):
+        index = self.order.view(self.count, self.batch_size).index_select(0, self.position)[0]
+        x, y = self.images.index_select(0, index), self.labels.index_select(0, index)
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.loss_sum += loss.detach() * self.batch_size
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.position += 1
+
+    def capture(self):
+        """The step as a CUDA graph. Capturing needs a few real steps first (cuDNN and cuBLAS set-up,
+        the optimizer's momentum buffers); they run on a copy of the weights, then the weights and
+        buffers are put back, so the training that follows is exactly the uncaptured one."""
+        weights = [p.detach().clone() for p in self.model.parameters()]
+        self.order.copy_(torch.arange(len(self.order), device=self.order.device))
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.position.zero_()
+                self.step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            self.step()
+        self.captured_grads = [p.grad for p in self.model.parameters()]
+        with torch.no_grad():
+            for p, w in zip(self.model.parameters(), weights):
+                p.copy_(w)
+            for state in self.optimizer.state.values():
+                if state.get("momentum_buffer") is not None:
+                    state["momentum_buffer"].zero_()  # m * 0 + g = g: SGD's first step, as uncaptured
+        return graph.replay
+
+    def run_epoch(self, order, progress):
+        """Every full batch of `order` (a permutation of the training set); returns the running
+        (loss sum, correct count) tensors, which the partial last batch adds to."""
+        self.order.copy_(order[:len(self.order)])
+        self.position.zero_()
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        for _ in range(self.count):
+            self.replay()
+            progress.update()
+        return self.loss_sum, self.correct
 
 
 def summarize(history):

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The GPU device check (issue 18): one command that measures the whole experiment at the GPU's pace.
+#
+#   bash benchmarks/gpu_check.sh prepare MNIST_DIR   # here, with the package registry: fills .device/
+#   bash benchmarks/gpu_check.sh run OUT_DIR          # on the GPU machine, from the repository root
+#
+# `prepare` puts in the git-ignored .device/ what a GPU machine without a network needs beside the
+# checkout: wheels for its Python 3.12 of the locked packages its image lacks (DVC and its dependencies,
+# pydantic, ruamel.yaml: the names below; it has torch, numpy, pandas, matplotlib, tqdm, pyyaml), and
+# the four MNIST .gz files of MNIST_DIR. Send .device along (the device tool: carry [".device"]).
+#
+# `run` works in a throw-away copy of the checkout, under a deadline (DEADLINE_S, default 420 s): every
+# step runs under `timeout` with what is left, appends its figures to OUT_DIR as it goes (summary.txt
+# first), and a step that runs long never loses the others. It prints the whole-step CUDA-graph rate of
+# the CNN at batch 32/64/128 beside the project loop's (benchmarks/gpu_step.py), stage start-up costs,
+# `dvc repro -f` of the default pipeline on the official MNIST with its per-stage split and wall time,
+# and the checkpoint hashes of two GPU runs of train@model1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEVICE_NAMES="aiohttp-retry amqp annotated-types antlr4-python3-runtime appdirs asyncssh atpublic billiard celery
+cffi click-didyoumean click-plugins click-repl configobj cryptography dictdiffer diskcache distro dpath dulwich dvc
+dvc-data dvc-http dvc-objects dvc-render dvc-studio-client dvc-task entrypoints flatten-dict flufl.lock funcy gitdb
+GitPython grandalf gto hydra-core iterative-telemetry kombu omegaconf orjson platformdirs prompt_toolkit pycparser
+pydantic pydantic_core pydantic-settings pydot pygit2 pygtrie python-dotenv ruamel.yaml scmrepo semver shortuuid
+shtab smmap sqltrie tomlkit typing-inspection tzlocal vine voluptuous wcwidth zc.lockfile"
+
+prepare() {
+    local mnist=${1:?usage: gpu_check.sh prepare MNIST_DIR}
+    mkdir -p .device/wheels .device/mnist
+    cp "$mnist"/*-ubyte.gz .device/mnist/
+    for name in $DEVICE_NAMES; do
+        local pin
+        pin=$(grep -i "^$name==" requirements.lock) || { echo "gpu_check: $name is not in requirements.lock"; exit 2; }
+        python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+            --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+            --platform manylinux2014_x86_64 -d .device/wheels "$pin" 2>/dev/null ||
+            python3 -m pip wheel -q --no-deps -w .device/wheels "$pin"  # a pure-Python sdist (antlr4)
+    done
+    du -sh .device
+}
+
+run() {
+    local out=${1:?usage: gpu_check.sh run OUT_DIR}
+    mkdir -p "$out" && out=$(cd "$out" && pwd)
+    local deadline=$(( $(date +%s) + ${DEADLINE_S:-420} ))
+    say() { echo "$*" | tee -a "$out/summary.txt"; }
+    # step NAME SECONDS CMD...: CMD under the smaller of SECONDS and what the deadline leaves
+    step() {
+        local name=$1 limit=$2; shift 2
+        local left=$(( deadline - $(date +%s) ))
+        (( left < limit )) && limit=$left
+        if (( limit < 5 )); then say "$name: skipped (deadline)"; return 1; fi
+        local start=$(date +%s.%N)
+        timeout "$limit" "$@" >>"$out/$name.log" 2>&1
+        local rc=$?
+        say "$name: exit $rc in $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s (limit $limit s)"
+        return $rc
+    }
+    export DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .device/wheels/*.whl >"$out/env.log" 2>&1
+    # dvc.yaml runs `python`: a wrapper of this python3 (a link would leave its venv), in a folder of its own
+    local bin=/tmp/gpu_check_bin
+    rm -rf "$bin" && mkdir -p "$bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >"$bin/python"
+    chmod +x "$bin/python"
+    export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$bin:$PATH
+    { nvidia-smi -L; python -c "import torch, dvc, pydantic; print('torch', torch.__version__, 'dvc', dvc.__version__,
+'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >>"$out/env.log" 2>&1
+    say "$(head -1 "$out/env.log"); $(tail -2 "$out/env.log" | tr '\n' ' ')"
+
+    local work=/tmp/gpu_check_work
+    rm -rf "$work" && mkdir -p "$work" && cp -r "$ROOT"/. "$work"/ && cd "$work" || exit 1
+    rm -rf .git .venv .dvc/cache .dvc/tmp models data/mnist logs
+    { git init -q && git add -A && git -c user.name=check -c user.email=check@localhost commit -qm check; } \
+        >/dev/null 2>&1 || python -m dvc config --local core.no_scm true
+
+    say "== stage start-up (each: a fresh interpreter) =="
+    step startup 60 bash -c 'for i in 1 2; do
+        TIMEFORMAT="import torch: %R s"; time python -c "import torch"
+        TIMEFORMAT="import stages.train (torch, pydantic, pandas, tqdm): %R s"; time python -c "import stages.train"
+        TIMEFORMAT="import torch + CUDA initialised: %R s"
+        time python -c "import torch; torch.zeros(1, device=\"cuda\"); torch.cuda.synchronize()"
+        TIMEFORMAT="the check_params stage: %R s"; time python -m stages.check_params --out /tmp/params_check.txt
+    done'
+    grep -E ": [0-9.]+ s$" "$out/startup.log" | tee -a "$out/summary.txt"
+
+    say "== one SGD step of the CNN: eager, CUDA graph, and the project loop =="
+    step gpu_step 120 python benchmarks/gpu_step.py
+    grep -vE "^\s*$" "$out/gpu_step.log" | tail -5 | tee -a "$out/summary.txt"
+
+    step mnist 60 python -m stages.fetch_mnist --import .device/mnist
+    say "== dvc repro -f: the default pipeline on the official MNIST =="
+    local repro_start=$(date +%s.%N)
+    step repro 400 bash -c 'set -o pipefail; python -m dvc repro -f 2>&1 | while IFS= read -r line; do
+        printf "%s %s\n" "$(date +%s.%N)" "$line"; done'
+    python - "$out/repro.log" "$repro_start" <<'EOF' | tee -a "$out/summary.txt"
+import re, sys, time
+lines = [line.split(" ", 1) for line in open(sys.argv[1]) if re.match(r"^\d+\.\d+ ", line)]
+marks = [(float(t), m.group(1)) for t, text in lines if (m := re.match(r"Running stage '([^']+)'", text))]
+end = time.time()  # the pipeline's end (or the moment it was stopped)
+for (start, name), (stop, _) in zip(marks, marks[1:] + [(end, None)]):
+    print(f"  {name:40s} {stop - start:7.1f} s")
+print(f"whole pipeline (dvc repro -f): {end - float(sys.argv[2]):.1f} s wall, {len(marks)} stages")
+EOF
+    tar czf "$out/results.tgz" dvc.lock metrics plots/*/*.csv logs 2>/dev/null
+
+    say "== determinism: train@model1 twice on this GPU =="
+    step determinism 90 python -m stages.train model1 --data data/mnist --model /tmp/model1_again.pt
+    sha256sum models/model1.pt /tmp/model1_again.pt | tee -a "$out/summary.txt"
+    say "done; $(( deadline - $(date +%s) )) s of the deadline left"
+}
+
+case ${1:-} in
+    prepare) shift; prepare "$@" ;;
+    run) shift; run "$@" ;;
+    *) echo "usage: bash benchmarks/gpu_check.sh prepare MNIST_DIR | run OUT_DIR"; exit 2 ;;
+esac

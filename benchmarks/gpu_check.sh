@@ -14,7 +14,9 @@
 # first), and a step that runs long never loses the others. It prints the whole-step CUDA-graph rate of
 # the CNN at batch 32/64/128 beside the project loop's (benchmarks/gpu_step.py), stage start-up costs,
 # `dvc repro -f` of the default pipeline on the official MNIST with its per-stage split and wall time,
-# and the checkpoint hashes of two GPU runs of train@model1.
+# and the checkpoint hashes of two GPU runs of train@model1. Environment: DEADLINE_S; STEPS, the steps
+# to run, in order (default "startup gpu_step repro determinism"); TARGETS, what `dvc repro -f` builds
+# (default: the whole pipeline).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -75,6 +77,11 @@ run() {
     { git init -q && git add -A && git -c user.name=check -c user.email=check@localhost commit -qm check; } \
         >/dev/null 2>&1 || python -m dvc config --local core.no_scm true
 
+    for name in ${STEPS:-startup gpu_step repro determinism}; do "check_$name"; done
+    say "done; $(( deadline - $(date +%s) )) s of the deadline left"
+}
+
+check_startup() {
     say "== stage start-up (each: a fresh interpreter) =="
     step startup 60 bash -c 'for i in 1 2; do
         TIMEFORMAT="import torch: %R s"; time python -c "import torch"
@@ -84,31 +91,32 @@ run() {
         TIMEFORMAT="the check_params stage: %R s"; time python -m stages.check_params --out /tmp/params_check.txt
     done'
     grep -E ": [0-9.]+ s$" "$out/startup.log" | tee -a "$out/summary.txt"
+}
 
+check_gpu_step() {
     say "== one SGD step of the CNN: eager, CUDA graph, and the project loop =="
-    step gpu_step 120 python benchmarks/gpu_step.py
-    grep -vE "^\s*$" "$out/gpu_step.log" | tail -5 | tee -a "$out/summary.txt"
+    step gpu_step 150 python benchmarks/gpu_step.py --variants --epochs 2
+    grep -vE "^\s*$" "$out/gpu_step.log" | tail -14 | tee -a "$out/summary.txt"
+}
 
+check_repro() {
     step mnist 60 python -m stages.fetch_mnist --import .device/mnist
-    say "== dvc repro -f: the default pipeline on the official MNIST =="
-    local repro_start=$(date +%s.%N)
-    step repro 400 bash -c 'set -o pipefail; python -m dvc repro -f 2>&1 | while IFS= read -r line; do
-        printf "%s %s\n" "$(date +%s.%N)" "$line"; done'
-    python - "$out/repro.log" "$repro_start" <<'EOF' | tee -a "$out/summary.txt"
-import re, sys, time
-lines = [line.split(" ", 1) for line in open(sys.argv[1]) if re.match(r"^\d+\.\d+ ", line)]
-marks = [(float(t), m.group(1)) for t, text in lines if (m := re.match(r"Running stage '([^']+)'", text))]
-end = time.time()  # the pipeline's end (or the moment it was stopped)
-for (start, name), (stop, _) in zip(marks, marks[1:] + [(end, None)]):
-    print(f"  {name:40s} {stop - start:7.1f} s")
-print(f"whole pipeline (dvc repro -f): {end - float(sys.argv[2]):.1f} s wall, {len(marks)} stages")
-EOF
+    say "== dvc repro -f ${TARGETS:-}: the default pipeline on the official MNIST =="
+    local start=$(date +%s.%N)
+    step repro 400 bash -c "set -o pipefail; python -m dvc repro -f ${TARGETS:-} 2>&1 |
+        while IFS= read -r line; do printf '%s %s\n' \"\$(date +%s.%N)\" \"\$line\"; done"
+    python benchmarks/stage_times.py "$out/repro.log" --start "$start" | tee -a "$out/summary.txt"
     tar czf "$out/results.tgz" dvc.lock metrics plots/*/*.csv logs 2>/dev/null
+}
 
+check_determinism() {
     say "== determinism: train@model1 twice on this GPU =="
-    step determinism 90 python -m stages.train model1 --data data/mnist --model /tmp/model1_again.pt
-    sha256sum models/model1.pt /tmp/model1_again.pt | tee -a "$out/summary.txt"
-    say "done; $(( deadline - $(date +%s) )) s of the deadline left"
+    [ -f data/mnist/train.pt ] || step mnist_data 60 bash -c \
+        "python -m stages.fetch_mnist --import .device/mnist && python -m stages.fetch_mnist --out data/mnist"
+    step determinism_1 90 python -m stages.train model1 --data data/mnist --model /tmp/model1_a.pt
+    step determinism_2 90 python -m stages.train model1 --data data/mnist --model /tmp/model1_b.pt
+    grep -h "model1:" "$out"/determinism_*.log | tee -a "$out/summary.txt"
+    sha256sum /tmp/model1_a.pt /tmp/model1_b.pt | tee -a "$out/summary.txt"
 }
 
 case ${1:-} in

@@ -7,7 +7,7 @@ The step benchmarks repeat one fixed batch: they are the ceiling for that batch 
 batches from the seeded permutation, runs the partial last batch, and evaluates the test set after each
 epoch, as a stage does; its rate is the best epoch after the first (the first includes the capture).
 
-    python benchmarks/gpu_step.py [--batch-sizes 32 64 128] [--images 60000] [--epochs 3]
+    python benchmarks/gpu_step.py [--batch-sizes 32 64 128] [--images 60000] [--epochs 3] [--variants]
 """
 import argparse
 import sys
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import model_from_params  # noqa: E402
 from stages.lib.data import to_model_input  # noqa: E402
+from stages.lib.models import to_device  # noqa: E402
 from stages.lib.runtime import resolve_device  # noqa: E402
 from stages.lib.training import Schedule, train_epochs  # noqa: E402
 
@@ -36,9 +37,11 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def step_rates(batch_size, device, repeats):
+def step_rates(batch_size, device, repeats, memory_format=None):
     """(eager, CUDA graph) images/s of one whole SGD step on a fixed batch."""
-    model = model_from_params().to(device)
+    model = to_device(model_from_params(), device)
+    if memory_format:
+        model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x = torch.randn(batch_size, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (batch_size,), device=device)
@@ -65,7 +68,7 @@ def step_rates(batch_size, device, repeats):
 
 def loop_rate(batch_size, train, test, device, epochs):
     """images/s of the project's loop: the best epoch after the first."""
-    model = model_from_params().to(device)
+    model = to_device(model_from_params(), device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     schedule = Schedule(epochs=epochs, batch_size=batch_size, eval_batch_size=1000)
     seconds, start = [], time.perf_counter()
@@ -75,14 +78,32 @@ def loop_rate(batch_size, train, test, device, epochs):
     return len(train[1]) / min(seconds[1:] or seconds)
 
 
+def variants(batch_size, device, repeats):
+    """The whole-step rates under each memory format x kernel choice x float32 precision, to show what
+    the stages' settings (NCHW, deterministic, no TF32) cost."""
+    print(f"batch {batch_size}: layout, kernels, precision -> eager img/s, graph img/s")
+    for layout, memory_format in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
+        for deterministic in (True, False):
+            for tf32 in (False, True):
+                torch.use_deterministic_algorithms(deterministic)
+                torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+                eager, graphed = step_rates(batch_size, device, repeats, memory_format)
+                print(f"  {layout:13s} {'deterministic' if deterministic else 'any':13s} "
+                      f"{'TF32' if tf32 else 'FP32':4s} -> {eager:9,.0f} {graphed:9,.0f}", flush=True)
+    resolve_device("cuda")  # the stages' settings again
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--images", type=int, default=60_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--variants", action="store_true", help="also the step rates under other settings")
     args = parser.parse_args()
     device = resolve_device("cuda")
+    if args.variants:
+        variants(64, device, args.repeats)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.images + 10_000, 28, 28), generator=generator, dtype=torch.uint8)
     labels = torch.randint(0, 10, (args.images + 10_000,), generator=generator)

@@ -47,6 +47,14 @@ def mnist_cnn(spec):
     return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
+def to_device(model, device):
+    """model on device, in the memory format its convolutions run fastest in there: mnist_cnn's
+    channels-last on the CPU, PyTorch's default (NCHW) on a GPU, where cuDNN's deterministic float32
+    kernels are several times slower on channels-last (benchmarks/gpu_step.py --variants)."""
+    model = model.to(device)
+    return model if device.type == "cpu" else model.to(memory_format=torch.contiguous_format)
+
+
 def save_cnn(model, spec, path):
     """A checkpoint that describes itself: the architecture beside the weights."""
     save_tensors({"spec": spec.model_dump(), "state_dict": model.state_dict()}, path)
@@ -68,7 +76,7 @@ def load_cnn(path, device):
     except Exception:  # a dict of other keys, other shapes, or not a dict at all
         raise StageError(f"{path}: not a checkpoint of this project's CNN (expected 'spec' and 'state_dict' "
                          "that match); rerun the stage that trains it") from None
-    return model.to(device).eval()
+    return to_device(model, device).eval()
 
 
 @torch.no_grad()
@@ -95,4 +103,4 @@ def evaluate(model, images, labels, batch_size):
 def seeded_cnn(spec, seed, device):
     """A fresh CNN of architecture spec, its initial weights drawn under `seed` (torch's global seed)."""
     torch.manual_seed(seed)
-    return mnist_cnn(spec).to(device)
+    return to_device(mnist_cnn(spec), device)

@@ -113,10 +113,12 @@ check_determinism() {
     say "== determinism: train@model1 twice on this GPU =="
     [ -f data/mnist/train.pt ] || step mnist_data 60 bash -c \
         "python -m stages.fetch_mnist --import .device/mnist && python -m stages.fetch_mnist --out data/mnist"
-    step determinism_1 90 python -m stages.train model1 --data data/mnist --model /tmp/model1_a.pt
-    step determinism_2 90 python -m stages.train model1 --data data/mnist --model /tmp/model1_b.pt
+    # the same file name both times: torch.save names the records inside a checkpoint after its file
+    mkdir -p /tmp/run_a /tmp/run_b
+    step determinism_1 90 python -m stages.train model1 --data data/mnist --model /tmp/run_a/model1.pt
+    step determinism_2 90 python -m stages.train model1 --data data/mnist --model /tmp/run_b/model1.pt
     grep -h "model1:" "$out"/determinism_*.log | tee -a "$out/summary.txt"
-    sha256sum /tmp/model1_a.pt /tmp/model1_b.pt | tee -a "$out/summary.txt"
+    sha256sum /tmp/run_a/model1.pt /tmp/run_b/model1.pt | tee -a "$out/summary.txt"
 }
 
 case ${1:-} in

@@ -1,7 +1,7 @@
 """The GPU's pace for the project's CNN: one whole SGD step (forward, backward, update) run eagerly and
 as a CUDA graph, against the project's training loop (training.train_epochs) on a training set the
 size of MNIST's, at each batch size. Same CNN (params.yaml `model`), same device settings as the stages
-(runtime.resolve_device: deterministic kernels, no TF32).
+(runtime.resolve_device: deterministic kernels, TF32 convolutions, float32 matrix products).
 
 The step benchmarks repeat one fixed batch: they are the ceiling for that batch size. The loop draws its
 batches from the seeded permutation, runs the partial last batch, and evaluates the test set after each
@@ -79,17 +79,17 @@ def loop_rate(batch_size, train, test, device, epochs):
 
 
 def variants(batch_size, device, repeats):
-    """The whole-step rates under each memory format x kernel choice x float32 precision, to show what
-    the stages' settings (NCHW, deterministic, no TF32) cost."""
+    """The whole-step rates under each memory format x kernel choice x convolution precision, to show what
+    the stages' settings (NCHW, deterministic kernels, TF32 convolutions) cost or save."""
     print(f"batch {batch_size}: layout, kernels, precision -> eager img/s, graph img/s")
     for layout, memory_format in (("NCHW", torch.contiguous_format), ("channels-last", torch.channels_last)):
         for deterministic in (True, False):
             for tf32 in (False, True):
                 torch.use_deterministic_algorithms(deterministic)
-                torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+                torch.backends.cudnn.allow_tf32 = tf32
                 eager, graphed = step_rates(batch_size, device, repeats, memory_format)
                 print(f"  {layout:13s} {'deterministic' if deterministic else 'any':13s} "
-                      f"{'TF32' if tf32 else 'FP32':4s} -> {eager:9,.0f} {graphed:9,.0f}", flush=True)
+                      f"{'TF32' if tf32 else 'FP32':4s} convolutions -> {eager:9,.0f} {graphed:9,.0f}", flush=True)
     resolve_device("cuda")  # the stages' settings again
 
 
@@ -111,7 +111,7 @@ def main():
     train = inputs[:args.images], labels[:args.images]
     test = inputs[args.images:], labels[args.images:]
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, {args.images} training images, "
-          f"deterministic kernels, no TF32")
+          f"the stages' settings (deterministic kernels, TF32 convolutions)")
     print("batch   eager img/s   graph img/s   loop img/s   loop/graph   loop/eager", flush=True)
     for batch_size in args.batch_sizes:
         eager, graphed = step_rates(batch_size, device, args.repeats)

@@ -7,6 +7,7 @@ import torch
 
 from stages.lib import defences
 from stages.lib.attacks import fgsm, pgd, sign_gradient_attack
+from stages.lib.autoattack import UnitRangeModel, autoattack
 from stages.lib.data import to_model_input
 from tests.conftest import check_params_with, make_mnist_dir, params_with, run_main, synthetic_digits, write_params
 
@@ -51,6 +52,38 @@ def test_more_restarts_fool_a_superset_and_the_result_does_not_depend_on_the_bat
             for b in (7, 64)]
     assert (five[0][1] | ~one).all() and five[0][1].sum() > one.sum()
     assert torch.equal(five[0][1], five[1][1]) and torch.equal(five[0][0], five[1][0])
+
+
+@pytest.mark.parametrize("epsilon", [0.01, 0.03])
+def test_our_pgd_is_at_least_as_strong_as_torchattacks_pgd(model_and_batch, epsilon):
+    # an independent implementation at equal budget, steps, step size and restarts (torchattacks works in
+    # [0, 1], where every size is half of ours): it may fool at most one image (1/60) that ours does not
+    import torchattacks
+
+    model, x, labels = model_and_batch
+    ours = pgd(model, x, labels, epsilon, steps=10, step_size=epsilon / 4, restarts=3, bounds=BOUNDS)[1]
+    unit = UnitRangeModel(model, BOUNDS).eval()
+    theirs = torch.zeros_like(ours)
+    for restart in range(3):
+        torch.manual_seed(restart)
+        attack = torchattacks.PGD(unit, eps=epsilon / 2, alpha=epsilon / 8, steps=10, random_start=True)
+        adversarial = attack(unit.to_unit(x), labels)
+        with torch.no_grad():
+            theirs |= unit(adversarial).argmax(1) != labels
+    assert 10 < theirs.sum() < len(labels)  # a budget where the attacks have work to do
+    assert (theirs & ~ours).sum() <= 1 and ours.sum() >= theirs.sum()
+
+
+def test_autoattack_stays_in_the_ball_and_fools_at_least_what_our_pgd_fools(model_and_batch):
+    model, x, labels = model_and_batch
+    adversarial, fooled = autoattack(model, x, labels, 0.02, bounds=BOUNDS, batch_size=64, seed=0)
+    assert (adversarial - x).abs().max() <= 0.02 + 1e-6
+    assert adversarial.min() >= BOUNDS[0] and adversarial.max() <= BOUNDS[1]
+    with torch.no_grad():
+        assert torch.equal(fooled, model(adversarial).argmax(1) != labels)
+    assert fooled[:10].all()  # misclassified before any attack
+    ours = pgd(model, x, labels, 0.02, steps=10, step_size=0.005, restarts=3, bounds=BOUNDS)[1]
+    assert (ours & ~fooled).sum() == 0 and fooled.sum() < len(labels)
 
 
 def test_an_attack_with_a_margin_stops_only_when_the_wrong_logit_leads_by_it(model_and_batch):
@@ -107,7 +140,8 @@ DEFENCE_CHANGES = {
     "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1, "attack.max_steps": 60, "attack.step_size": 0.05,
     "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.guard.images": 50,
     "robustness.models": ["model1", "retrain", "adversarial_training"], "robustness.n_images": 40,
-    "robustness.epsilon": [0.0, 0.1, 0.3, 0.6], "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.1,
+    "robustness.epsilon": [0.0, 0.1, 0.3, 0.6], "robustness.headline": [0.1, 0.6], "robustness.autoattack": [0.3],
+    "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.1, "robustness.pgd.restarts": 3,
     "robustness.margins": [0.0, 1.0], "robustness.batch_size": 16,
 }
 
@@ -137,18 +171,29 @@ def test_the_defences_write_their_models_and_metrics(defended):
 def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accuracy(defended):
     robustness = json.loads((defended / "metrics/robustness.json").read_text())
     assert robustness["n_images"] == 40
-    assert robustness["epsilon_01"] == {"0": 0.0, "0.1": 0.05, "0.3": 0.15, "0.6": 0.3}
-    for name, curves in robustness["models"].items():
+    for name, headline in robustness["models"].items():
         table = pd.read_csv(defended / f"plots/robustness/{name}.csv")
-        for attack in ("fgsm", "pgd", "minimal"):
-            values = list(curves[attack].values())
-            assert values == pytest.approx(table[attack].tolist())
-            assert values[0] == curves["clean"], (name, attack)
+        assert table["epsilon_01"].tolist() == [0.0, 0.05, 0.15, 0.3]
+        for attack in ("fgsm", "pgd", "minimal", "worst"):
+            values = table[attack].tolist()
+            assert values[0] == headline["clean"], (name, attack)
             assert all(b <= a for a, b in zip(values, values[1:])), (name, attack, values)
-        assert curves["pgd"]["0.6"] <= curves["fgsm"]["0.6"] + 0.15  # PGD is the stronger attack
-    model1_pgd = robustness["transfer"]["pgd"]["model1"]
-    assert model1_pgd["0"] == robustness["models"]["model1"]["clean"]
-    assert robustness["transfer"]["margin"]["model1"] == {"0": 0.0, "1": 0.0}  # fooled on the source itself
+        # the worst case per image is at most every attack alone, and what the metrics report
+        for attack in ("fgsm", "pgd", "minimal"):
+            assert (table["worst"] <= table[attack]).all(), (name, attack)
+        assert headline == {"clean": table["worst"][0], "robust_0.05": table["worst"][1], "robust_0.3": table["worst"][3]}
+        # AutoAttack ran at 0.3 ([-1, 1]) only, on the images every other attack failed on
+        ran = table["only_autoattack"].notna().tolist()
+        assert ran == [False, False, True, False]
+        # what AutoAttack alone fooled comes off the best the other attacks left
+        best_other = min(table[a][2] for a in ("fgsm", "pgd", "minimal"))
+        assert table["worst"][2] <= best_other - table["only_autoattack"][2] / 40 + 1e-9
+        assert table["pgd"][3] <= table["fgsm"][3] + 0.15  # PGD is the stronger attack
+    transfer = pd.read_csv(defended / "plots/robustness/transfer.csv")
+    assert set(transfer["source"]) == {"model1"}
+    pgd_rows = transfer[transfer["setting"] == "pgd"]
+    assert pgd_rows["model1"].iloc[0] == robustness["models"]["model1"]["clean"]
+    assert transfer[transfer["setting"] == "margin"]["model1"].tolist() == [0.0, 0.0]  # fooled on the source itself
 
 
 @pytest.mark.parametrize("changes, needle", [
@@ -156,6 +201,9 @@ def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accura
     ({"robustness.epsilon": [0.0, 2.5]}, "'robustness.epsilon[1]' must be less than or equal to 2"),
     ({"robustness.models": ["model1", "model1"]}, "'robustness.models' must not repeat a value"),
     ({"robustness.source": "model9"}, "'robustness.source' must be one of 'robustness.models' (model1, model2, retrain"),
+    ({"robustness.autoattack": [0.3]}, "'robustness.autoattack' must be budgets of 'robustness.epsilon' (0, 0.2, 0.4, "
+                                       "0.6, 0.8); 0.3 is not"),
+    ({"robustness.headline": [0.6, 0.6]}, "'robustness.headline' must not repeat a value"),
     ({"adversarial_training.method": "trades"}, "'adversarial_training.method' must be 'fgsm' or 'pgd'"),
     ({"adversarial_training.adversarial_share": 1.5}, "'adversarial_training.adversarial_share' must be less than"),
     ({"retrain.share": 0}, "'retrain.share' must be greater than 0"),

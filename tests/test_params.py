@@ -151,6 +151,21 @@ def test_threads_auto_or_a_count(tmp_path):
     assert load_params(train.Params, write_params(tmp_path, params_with(threads=3))).threads == 3
 
 
+def test_an_attack_batch_is_auto_or_a_count_and_auto_is_the_device_s(tmp_path):
+    import torch
+
+    from stages.lib.runtime import GPU_WORKING_BATCH, working_batch
+
+    assert check_params_with(tmp_path, **{"attack.batch_size": 32}).attack.batch_size == 32
+    loaded = check_params_with(tmp_path)
+    assert loaded.attack.batch_size == loaded.robustness.batch_size == "auto"
+    assert working_batch("auto", torch.device("cpu"), 128) == 128 and working_batch(7, torch.device("cuda"), 128) == 7
+    assert working_batch("auto", torch.device("cuda"), 128) == GPU_WORKING_BATCH
+    for bad in (0, "big", 2.5):
+        with pytest.raises(StageError, match="'robustness.batch_size' must be 'auto' or an integer >= 1"):
+            check_params_with(tmp_path, **{"robustness.batch_size": bad})
+
+
 @pytest.mark.parametrize("text, needle", [
     ("data: [unclosed\n", "params.yaml: not valid YAML"),
     ("- a list\n", "params.yaml: expected a mapping of sections"),

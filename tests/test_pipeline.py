@@ -1,5 +1,6 @@
 """End to end: the real `dvc repro` of the whole pipeline in a temporary copy, on a tiny profile."""
 import json
+import re
 import sys
 
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import (
+    DvcProject,
     assert_clean_failure,
     assert_no_network_references,
     assert_not_blank,
@@ -105,6 +107,38 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert "sweep@64-0.05" in status and "sweep_summary" in status
     assert "sweep@64-0.1:" not in status and "train@model1" not in status
     dvc_project.run("git", "checkout", "params.yaml")
+
+
+def clone_of(project, path):
+    clone = DvcProject(path)
+    project.run("git", "clone", "-q", str(project.path), str(path))
+    return clone
+
+
+def test_a_fresh_clone_reruns_only_what_git_does_not_hold_and_ends_clean(reproduced, tmp_path):
+    # the report, figures, models and tables are in git; `dvc repro` remakes the cache-only outputs
+    # (the data, the loss-surface grid, the adversarial sets) with the same bytes, so nothing downstream runs
+    clone = clone_of(reproduced, tmp_path / "clone")
+    assert (clone.path / "report/index.html").is_file() and (clone.path / "models/model1.pt").is_file()
+    assert not (clone.path / "data/mnist").exists()
+    ran = re.findall(r"Running stage '([^']+)'", clone.dvc("repro").stdout)
+    assert sorted(ran) == ["attack@targeted", "attack@untargeted", "fetch_mnist", "loss_surfaces"]
+    assert clone.run("git", "status", "--porcelain").stdout == ""
+    assert "Data and pipelines are up to date" in clone.dvc("status").stdout
+
+
+def test_a_team_shares_the_cache_through_a_dvc_remote(reproduced, tmp_path):
+    # push from one clone, pull into another: status clean and `dvc repro` a no-op, with no stage run
+    remote = tmp_path / "remote"
+    reproduced.dvc("remote", "add", "--local", "-d", "team", str(remote))
+    reproduced.dvc("push")
+    clone = clone_of(reproduced, tmp_path / "clone")
+    clone.dvc("remote", "add", "--local", "-d", "team", str(remote))
+    clone.dvc("pull")
+    pulled = clone.path / "data/mnist/train.pt"
+    assert pulled.read_bytes() == (reproduced.path / "data/mnist/train.pt").read_bytes()
+    assert "Data and pipelines are up to date" in clone.dvc("status").stdout
+    assert "Running stage" not in clone.dvc("repro").stdout
 
 
 def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):

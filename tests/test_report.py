@@ -35,6 +35,6 @@ def test_a_figure_is_inlined_smaller_with_a_palette(tmp_path):
 
 
 def test_tables_escape_and_format_their_cells():
-    html = report.table([{"name": "<b>", "value": 0.123456789, "flag": True, "missing": None}])
+    html = report.table([{"name": "<b>", "value": 0.123456789, "flag": True, "missing": None, "empty": float("nan")}])
     assert "<th>name</th>" in html and "&lt;b&gt;" in html
-    assert "<td>0.1235</td>" in html and "<td>yes</td>" in html and "<td>—</td>" in html
+    assert "<td>0.1235</td>" in html and "<td>yes</td>" in html and html.count("<td>—</td>") == 2

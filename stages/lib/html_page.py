@@ -6,6 +6,7 @@ libraries), never from a CDN.
 import base64
 import html
 import io
+import math
 import json
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def figure(path, caption, width=None):
 
 
 def cell(value):
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # NaN: an empty CSV cell
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"

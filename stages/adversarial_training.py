@@ -15,7 +15,7 @@ import math
 from typing import Annotated, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from stages.lib import cli
 from stages.lib.data import PIXEL_RANGE, load_model_inputs
@@ -44,11 +44,20 @@ class AdversarialTrainingSection(Section):
     pgd_steps: Count
     adversarial_share: Annotated[float, Field(ge=0, le=1)]
     epochs: Epochs
+    epsilon_ramp_epochs: Annotated[int, Field(ge=0)]  # epsilon rises linearly from 0 over these epochs
     batch_size: Count
     lr: LearningRate
     eval_batch_size: Count
     seed: Seed
     guard: Guard
+
+    @field_validator("epsilon_ramp_epochs")
+    @classmethod
+    def _within_the_epochs(cls, value, info):
+        epochs = info.data.get("epochs", value)
+        if value > epochs:
+            raise ValueError(f"must be at most 'adversarial_training.epochs' ({epochs}), got {value}")
+        return value
 
     def schedule(self):
         return Schedule(epochs=self.epochs, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
@@ -98,7 +107,8 @@ def main(argv=None):
         optimizer, max_lr=a.lr, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.5,
         anneal_strategy="linear", cycle_momentum=False)
     loss = adversarial_loss(epsilon=a.epsilon, step_size=a.step_size, steps=1 if a.method == "fgsm" else a.pgd_steps,
-                            share=a.adversarial_share, bounds=PIXEL_RANGE)
+                            share=a.adversarial_share, bounds=PIXEL_RANGE,
+                            ramp_steps=a.epsilon_ramp_epochs * steps_per_epoch)
     history = []
     for row in train_epochs(model, train, test, schedule, optimizer, seed=a.seed, batch_loss=loss,
                             lr_schedule=one_cycle, desc=NAME):

@@ -86,6 +86,19 @@ def test_autoattack_stays_in_the_ball_and_fools_at_least_what_our_pgd_fools(mode
     assert (ours & ~fooled).sum() == 0 and fooled.sum() < len(labels)
 
 
+def test_the_epsilon_ramp_starts_the_adversarial_loss_near_the_clean_one(model_and_batch):
+    model, x, labels = model_and_batch
+    with torch.no_grad():
+        clean = model(x)
+    full, ramped = (defences.adversarial_loss(epsilon=0.6, step_size=0.15, steps=3, share=1.0, bounds=BOUNDS,
+                                              ramp_steps=ramp) for ramp in (0, 10**6))
+    _, full_logits = full(model, x, labels, 0)
+    _, early_logits = ramped(model, x, labels, 0)  # budget 0.6 / 10**6 at the first step
+    _, late_logits = ramped(model, x, labels, 10**6)  # the whole budget once the ramp is over
+    assert torch.allclose(early_logits, clean, atol=1e-3) and not torch.allclose(full_logits, clean, atol=0.1)
+    assert torch.equal(late_logits, full(model, x, labels, 10**6)[1])
+
+
 def test_an_attack_with_a_margin_stops_only_when_the_wrong_logit_leads_by_it(model_and_batch):
     model, x, labels = model_and_batch
     plain = sign_gradient_attack(model, x, labels, step_size=0.01, max_steps=300, bounds=BOUNDS)
@@ -204,6 +217,8 @@ def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accura
     ({"robustness.autoattack": [0.3]}, "'robustness.autoattack' must be budgets of 'robustness.epsilon' (0, 0.2, 0.4, "
                                        "0.6, 0.8); 0.3 is not"),
     ({"robustness.headline": [0.6, 0.6]}, "'robustness.headline' must not repeat a value"),
+    ({"adversarial_training.epsilon_ramp_epochs": 11}, "'adversarial_training.epsilon_ramp_epochs' must be at most "
+                                                      "'adversarial_training.epochs' (10), got 11"),
     ({"adversarial_training.method": "trades"}, "'adversarial_training.method' must be 'fgsm' or 'pgd'"),
     ({"adversarial_training.adversarial_share": 1.5}, "'adversarial_training.adversarial_share' must be less than"),
     ({"retrain.share": 0}, "'retrain.share' must be greater than 0"),

@@ -28,15 +28,17 @@ def adversarial_copies(model, images, labels, *, share, kind, seed, step_size, m
     return adversarial[success], y[success]
 
 
-def adversarial_loss(*, epsilon, step_size, steps, share, bounds):
+def adversarial_loss(*, epsilon, step_size, steps, share, bounds, ramp_steps=0):
     """The per-batch loss of adversarial training, (1 - share) CE(clean) + share CE(adversarial), for
     training.train_epochs. Its examples start uniformly at random in the epsilon ball (seeded by the
     training step) and take `steps` sign-gradient steps of step_size, never stopping early: steps=1 is
-    the fast FGSM of Wong et al. 2020, more is PGD of Madry et al. 2018. The logits returned (for the
-    running accuracy) are the adversarial examples'."""
+    the fast FGSM of Wong et al. 2020, more is PGD of Madry et al. 2018. Over the first ramp_steps
+    training steps the budget (and the step size with it) rises linearly from 0 to epsilon. The logits
+    returned (for the running accuracy) are the adversarial examples'."""
     def loss(model, x, y, step):
-        adversarial, _, _ = sign_gradient_attack(model, x, y, step_size=step_size, max_steps=steps,
-                                                 epsilon=epsilon, bounds=bounds, batch_size=len(x),
+        scale = min(1.0, (step + 1) / ramp_steps) if ramp_steps else 1.0
+        adversarial, _, _ = sign_gradient_attack(model, x, y, step_size=scale * step_size, max_steps=steps,
+                                                 epsilon=scale * epsilon, bounds=bounds, batch_size=len(x),
                                                  early_stop=False, random_start=True, seed=step)
         model.train()
         logits = model(adversarial)

@@ -139,9 +139,9 @@ def minimal_fooled(model, images, labels, epsilons, *, step_size, max_steps, bat
 
 
 def worst_case(fooled, attack, epsilons, autoattack_budgets):
-    """The per-image worst case over every attack in `fooled` (rows per epsilon), with attack(images
-    indices, epsilon) -> fooled flags (AutoAttack) run at autoattack_budgets on the images all of them
-    failed on. Returns (worst-case fooled flags, {epsilon: images only AutoAttack fooled})."""
+    """The per-image worst case over every attack in `fooled` (rows per epsilon), with attack(image
+    indices, epsilon) -> their fooled flags (AutoAttack) run at autoattack_budgets on the images all of
+    them failed on. Returns (worst-case fooled flags, {epsilon: how many images only AutoAttack fooled})."""
     worst = torch.stack(list(fooled.values())).any(0)
     only_autoattack = {}
     for row, epsilon in enumerate(epsilons):

@@ -100,16 +100,16 @@ def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=cl
             type(optimizer) is torch.optim.SGD
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(labels) / schedule.batch_size)
-    full_batches = None
+    full_batch_steps = None
     progress = tqdm(total=schedule.epochs * steps_per_epoch, desc=desc, unit="step", disable=None, mininterval=1)
     try:
         for epoch in range(1, schedule.epochs + 1):
             model.train()
             order = torch.randperm(len(labels), generator=generator).to(labels.device)
             if static_steps and len(labels) >= schedule.batch_size:
-                full_batches = full_batches or FullBatchSteps(model, optimizer, train, schedule.batch_size)
-                loss_sum, correct = full_batches.run_epoch(order, progress)
-                done = full_batches.count * schedule.batch_size  # the partial last batch runs below
+                full_batch_steps = full_batch_steps or FullBatchSteps(model, optimizer, train, schedule.batch_size)
+                loss_sum, correct = full_batch_steps.run_epoch(order, progress)
+                done = full_batch_steps.count * schedule.batch_size  # the partial last batch runs below
             else:
                 loss_sum = torch.zeros((), device=labels.device)
                 correct = torch.zeros((), device=labels.device)

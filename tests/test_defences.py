@@ -151,7 +151,8 @@ def test_a_drop_within_max_drop_is_no_collapse(monkeypatch, model_and_batch):
 
 DEFENCE_CHANGES = {
     "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1, "attack.max_steps": 60, "attack.step_size": 0.05,
-    "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.guard.images": 50,
+    "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.epsilon_ramp_epochs": 1,
+    "adversarial_training.guard.images": 50,
     "robustness.models": ["model1", "retrain", "adversarial_training"], "robustness.n_images": 40,
     "robustness.epsilon": [0.0, 0.1, 0.3, 0.6], "robustness.headline": [0.1, 0.6], "robustness.autoattack": [0.3],
     "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.1, "robustness.pgd.restarts": 3,

@@ -101,7 +101,7 @@ def main(argv=None):
     targets_or_none = targets if targets is not None else torch.full_like(true_labels, -1)
     per_image = {"index": indices, "label": true_labels, "target": targets_or_none, "success": success,
                  "steps": steps, "predicted": predicted, "linf": linf, "l2": l2}
-    metrics = {"images_attacked": len(indices), "success_rate": len(won) / max(len(indices), 1),
+    metrics = {"success_rate": len(won) / max(len(indices), 1),
                "steps_median": steps[won].double().median().item() if len(won) else None}
     examples = []
     for pos in gallery_positions(run.gallery, indices.cpu(), success.cpu()):

@@ -73,15 +73,15 @@ def problem_2(seed):
             + figures("plots/xor/figures", width=560))
 
 
-TRAINED = ("final_test_acc", "best_test_acc")   # what metrics/train/<name>.json holds for every model
-
-
 def read_trained():
-    """metrics/train/<name>.json of every trained model: [{"model": name, …}], at least one."""
+    """metrics/train/<name>.json of every trained model (its headline numbers), with the best test accuracy
+    of its plots/train/<name>.csv: [{"model": name, …}], at least one."""
     paths = sorted(Path("metrics/train").glob("*.json"))
     if not paths:
         raise StageError("metrics/train: holds no model's metrics; run `dvc repro` to train them")
-    return [{"model": p.stem, **read_json(p, TRAINED)} for p in paths]
+    return [{"model": p.stem, **read_json(p, ("final_test_acc",)),
+             "best_test_acc": read_csv(f"plots/train/{p.stem}.csv", ("test_acc",))["test_acc"].max()}
+            for p in paths]
 
 
 def problem_3(seed, models):
@@ -120,9 +120,13 @@ def gallery_rows(kind, images, seed_gallery):
 
 
 def problem_4(seed, official):
-    attacks, transfer_sets = seed["attack"], read_csv("plots/transfer/sets.csv").set_index("set")
-    roles = read_json("metrics/transfer.json", ("source", "receivers", "untargeted", "targeted"))
-    source, receivers = roles["source"], roles["receivers"]
+    attacks = seed["attack"]
+    transfer_sets = read_csv("plots/transfer/sets.csv", ("set", "source", "images")).set_index("set")
+    source = transfer_sets["source"].iloc[0]
+    receivers = [c.removesuffix("_clean_accuracy") for c in transfer_sets.columns
+                 if c.endswith("_clean_accuracy") and c != f"{source}_clean_accuracy"]
+    if not receivers:
+        raise StageError("plots/transfer/sets.csv: names no receiving model; rerun `dvc repro -f transfer`")
     receiver = receivers[0]
     rows, attacked = [], {}
     for kind in ("untargeted", "targeted"):
@@ -187,9 +191,10 @@ def strongest_attack_verdict(at, epsilon_01):
 
 def defences(seed, models_trained):
     """Section 5 (beyond the seed): the two defences it proposes, and every model's robustness."""
-    robustness = read_json("metrics/robustness.json", ("n_images", "models"))
+    robustness = read_json("metrics/robustness.json", ("models",))
     names = list(robustness["models"])
-    curves = {name: read_csv(f"plots/robustness/{name}.csv") for name in names}
+    curves = {name: read_csv(f"plots/robustness/{name}.csv", ("epsilon_01", "images", "only_autoattack", *ATTACK_NAMES))
+              for name in names}
     table = [{"model": name, "ε ([0, 1])": row["epsilon_01"]}
              | {ATTACK_NAMES[a]: row[a] for a in ATTACK_NAMES}
              | {"fooled by AutoAttack alone": row["only_autoattack"]}
@@ -205,7 +210,7 @@ def defences(seed, models_trained):
             + strongest_attack_verdict(at_headline, headline)
             + html.table([{"defence": who, "attack": attack, "robust accuracy at ε 0.3": percent(value)}
                           for who, attack, value in ANCHORS])
-            + f"<h3>Robust accuracy vs ε on {robustness['n_images']:,} test images (ε in [0, 1] units; the "
+            + f"<h3>Robust accuracy vs ε on {int(curves[names[0]]['images'].iloc[0]):,} test images (ε in [0, 1] units; the "
               "models see [-1, 1], where it is twice this)</h3>" + html.table(table)
             + html.line_chart("robustness", chart, "epsilon ([0, 1] units)", "accuracy", "model",
                               "accuracy vs ε: the worst case per image, PGD with restarts, FGSM")

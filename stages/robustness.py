@@ -220,14 +220,14 @@ def main(argv=None):
                                 if fooled.any() else None for name, m in models.items()})
     seconds = time.perf_counter() - start
 
-    metrics = {"n_images": len(y), "models": {
+    metrics = {"models": {
         name: {"clean": c["clean"]} | {f"robust_{e / 2:g}": c["worst"][epsilons.index(e)] for e in r.headline}
         for name, c in curves.items()}}
     with staged_outputs() as stage:
         write_json(stage("metrics/robustness.json"), metrics)
         for name, c in curves.items():
             write_csv(stage(f"plots/robustness/{name}.csv"),
-                      [{"epsilon": e, "epsilon_01": e / 2} | {k: c[k][i] for k in CURVES}
+                      [{"epsilon": e, "epsilon_01": e / 2, "images": len(y)} | {k: c[k][i] for k in CURVES}
                        for i, e in enumerate(epsilons)])
         write_csv(stage("plots/robustness/transfer.csv"), transfer_rows)
     log_run("robustness", seconds=seconds, images=len(y), models=len(models), split=split)

@@ -3,10 +3,9 @@ source model (`attack.model`, model1), shown to the receiving models (`transfer.
 trained independently, and the defended models retrain and adversarial_training).
 
 For each set and model: accuracy against the true labels, the rate of predicting the target (targeted
-set) and the clean accuracy on the same images. Writes metrics/transfer.json (each receiver's accuracy
-per set and its target rate, and the roles: which model is the source and which receive), plots/transfer/
-sets.csv (every figure per set) and a confusion matrix per set for the first receiver (true label vs its
-prediction).
+set) and the clean accuracy on the same images. Writes plots/transfer/sets.csv (every figure per set, and
+the source), metrics/transfer.json (the seed's headline: the first receiver's accuracy per set and its
+target rate) and a confusion matrix per set for the first receiver (true label vs its prediction).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,24 +77,23 @@ def main(argv=None):
     sets = {kind: load_adversarial(Path(args.adversarial) / f"{kind}.pt", len(test_images), PIXEL_RANGE)
             for kind in KINDS}
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in [source, *receivers]}
-    metrics, rows, confusions = {"source": source, "receivers": receivers}, [], {}
+    metrics, rows, confusions = {}, [], {}
     for kind, adversarial in sets.items():
         won = adversarial["success"]
         images = adversarial["images"][won].to(device)
         labels = adversarial["labels"][won].to(device)
         targets = adversarial["targets"][won].to(device)
         clean = to_model_input(test_images[adversarial["indices"][won]]).to(device)
-        row, metrics[kind] = {"set": kind, "images": len(labels)}, {}
+        row, metrics[kind] = {"set": kind, "source": source, "images": len(labels)}, {}
         for name, model in models.items():
             predicted = predict(model, images, batch)
             row[f"{name}_accuracy"] = accuracy(predicted, labels)
             row[f"{name}_clean_accuracy"] = accuracy(predict(model, clean, batch), labels)
             row[f"{name}_target_rate"] = accuracy(predicted, targets) if kind == "targeted" else None
-            if name != source:
+            if name == receivers[0]:
                 metrics[kind][f"{name}_accuracy"] = row[f"{name}_accuracy"]
                 if kind == "targeted":
                     metrics[kind][f"{name}_target_rate"] = row[f"{name}_target_rate"]
-            if name == receivers[0]:
                 pairs = labels.cpu() * NUM_CLASSES + predicted.cpu()
                 confusions[kind] = torch.bincount(pairs, minlength=NUM_CLASSES ** 2).view(NUM_CLASSES, NUM_CLASSES)
         rows.append(row)

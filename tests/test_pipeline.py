@@ -55,13 +55,13 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert metrics("xor.json")["linear"]["seeds_solved_fraction"] == 0.0
     assert len(pd.read_csv(root / "plots/train/model1.csv")) == 1
     assert set(p.name for p in (root / "metrics/sweep").iterdir()) == {"64-0.1.json", "128-1e-05.json"}
-    assert set(metrics("sweep_summary.json")["final_test_acc"]) == {"64-0.1", "128-1e-05"}
+    assert set(pd.read_csv(root / "plots/sweep_summary/table.csv")["point"]) == {"64-0.1", "128-1e-05"}
     for kind in ("untargeted", "targeted"):
-        assert metrics(f"attack_{kind}.json")["images_attacked"] == 16
-    assert pd.read_csv(root / "plots/transfer/sets.csv")["model1_accuracy"].tolist() == [0.0, 0.0]
-    assert set(metrics("transfer.json")["targeted"]) == {
-        "model2_accuracy", "model2_target_rate", "retrain_accuracy", "retrain_target_rate",
-        "adversarial_training_accuracy", "adversarial_training_target_rate"}
+        assert len(pd.read_csv(root / f"plots/attack_{kind}/images.csv")) == 16
+    sets = pd.read_csv(root / "plots/transfer/sets.csv")
+    assert sets["model1_accuracy"].tolist() == [0.0, 0.0]
+    assert {"model2_target_rate", "retrain_target_rate", "adversarial_training_target_rate"} <= set(sets.columns)
+    assert set(metrics("transfer.json")["targeted"]) == {"model2_accuracy", "model2_target_rate"}
     assert metrics("train/retrain.json")["adversarial_images"] > 0
     assert len(pd.read_csv(root / "plots/train/adversarial_training.csv")["guard_pgd_acc"]) == 1
     robustness = metrics("robustness.json")
@@ -75,6 +75,7 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     # DVC's own tools read what the stages wrote
     shown = json.loads(dvc_project.dvc("metrics", "show", "--json").stdout)
     assert "error" not in json.dumps(shown)
+    assert metric_count(shown) <= 40  # headline numbers only: the curves and per-item tables are plots
     plots = json.loads(dvc_project.dvc("plots", "show", "--json").stdout)
     assert not plots.get("errors"), plots.get("errors")
     assert "sweep_test_accuracy" in plots["data"]
@@ -108,6 +109,13 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert "sweep@64-0.05" in status and "sweep_summary" in status
     assert "sweep@64-0.1:" not in status and "train@model1" not in status
     dvc_project.run("git", "checkout", "params.yaml")
+
+
+def metric_count(shown):
+    """How many values `dvc metrics show --json` shows (every leaf of every metrics file)."""
+    def leaves(node):
+        return sum(map(leaves, node.values())) if isinstance(node, dict) else 1
+    return sum(leaves(file["data"]) for rev in shown.values() for file in rev["data"].values())
 
 
 def clone_of(project, path):
@@ -161,13 +169,13 @@ def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):
      "metrics/train/model2.json: missing 'final_test_acc'"),
     (lambda root: [p.unlink() for p in (root / "plots/transfer/figures").iterdir()],
      "plots/transfer/figures: holds no figures"),
-    (lambda root: (root / "metrics/transfer.json").write_text(""), "metrics/transfer.json: not valid JSON"),
+    (lambda root: (root / "plots/transfer/sets.csv").write_text(""), "plots/transfer/sets.csv: not a readable CSV"),
 ])
 def test_the_report_refuses_missing_or_emptied_inputs_with_one_line(reproduced, damage, needle):
     root = reproduced.path
     page = (root / "report/index.html").read_bytes()
     inputs = [*(root / "plots/transfer/figures").iterdir(), root / "metrics/train/model2.json",
-              root / "metrics/transfer.json"]
+              root / "plots/transfer/sets.csv"]
     saved = {path: path.read_bytes() for path in inputs}
     damage(root)
     try:

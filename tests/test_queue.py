@@ -1,12 +1,13 @@
-"""The sweep as parallel DVC experiments: `dvc exp run --queue` + `dvc queue start -j 2`, one torch thread
-per worker, gives the same results as running the same points one after another."""
+"""The sweep as parallel DVC experiments: `dvc exp run --queue` + `dvc queue start -j 2` on a fresh clone
+(nothing in its DVC cache), one torch thread per worker, gives the same results as running the same points
+one after another."""
 import json
 import subprocess
 import time
 
 import yaml
 
-from tests.conftest import params_with
+from tests.conftest import DvcProject, params_with
 
 QUEUE_PROFILE = {
     "data.source": "sample", "model.channels": [4, 8], "model.hidden": 16, "sweep.epochs": 1,
@@ -23,12 +24,16 @@ def queue_status(project):
             and fields[1] in POINTS}
 
 
-def test_the_sweep_queued_on_two_workers_matches_the_sequential_run(dvc_project):
-    project = dvc_project
-    (project.path / "params.yaml").write_text(yaml.safe_dump(params_with(**QUEUE_PROFILE), sort_keys=False))
-    project.dvc("repro", "fetch_mnist")
-    project.run("git", "add", "-A")
-    project.run("git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "data")
+def test_the_sweep_queued_on_two_workers_from_a_fresh_clone_matches_the_sequential_run(dvc_project, tmp_path):
+    # the committed state of a run pipeline, cloned: data/mnist is in dvc.lock but in no cache of the clone
+    origin = dvc_project
+    (origin.path / "params.yaml").write_text(yaml.safe_dump(params_with(**QUEUE_PROFILE), sort_keys=False))
+    origin.dvc("repro", "fetch_mnist")
+    origin.run("git", "add", "-A")
+    origin.run("git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "data")
+    project = DvcProject(tmp_path / "clone")
+    origin.run("git", "clone", "-q", str(origin.path), str(project.path))
+    assert not (project.path / "data/mnist").exists() and not (project.path / ".dvc/cache").exists()
 
     for name, point in POINTS.items():
         lr = point.split("-")[1]

@@ -144,14 +144,19 @@ def write_csv(path, rows):
     pd.DataFrame(rows).to_csv(path, index=False, float_format="%.9g")
 
 
-def read_csv(path):
-    """A CSV table written by a stage; a missing or unreadable file is a StageError naming it."""
+def read_csv(path, required=()):
+    """A CSV table written by a stage, with at least the `required` columns; a missing or unreadable file,
+    or a missing column, is a StageError naming it."""
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except FileNotFoundError:
         raise StageError(f"{path}: not found; run `dvc repro` to make it") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise StageError(f"{path}: not a readable CSV ({error}); rerun the stage that writes it") from None
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise StageError(f"{path}: missing column '{missing[0]}'; rerun the stage that writes it")
+    return table
 
 
 def read_json(path, required=(), rerun="the stage that writes it"):

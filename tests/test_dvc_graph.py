@@ -186,3 +186,19 @@ def test_the_recorder_sees_what_a_stage_reads(monkeypatch):
     reads = recorded_reads(robustness, [], monkeypatch)
     assert {"robustness.pgd.restarts", "attack.step_size", "attack.max_steps"} <= reads
     assert not {"attack.gallery.untargeted", "attack.model"} & reads
+
+
+def test_git_holds_every_uncached_output_and_ignores_every_cached_one(stages):
+    # a stale .gitignore (DVC writes one beside each cached output) would keep a committed output, e.g. a
+    # figures folder, out of every clone; a cached output that git does not ignore would be committed twice
+    import subprocess
+
+    problems = []
+    for stage in stages:
+        for out in stage.outs:
+            path = str(out.def_path)
+            probe = path if Path(path).suffix else f"{path}/figure.png"  # a folder: any file in it
+            ignored = subprocess.run(["git", "check-ignore", "-q", probe], cwd=ROOT).returncode == 0
+            if ignored == (not out.use_cache):
+                problems.append(f"{stage.name}: {path} is {'cache: false but git-ignored' if ignored else 'cached but not git-ignored'}")
+    assert not problems, "\n".join(problems)

@@ -126,12 +126,12 @@ def clone_of(project, path):
 
 def test_a_fresh_clone_reruns_only_what_git_does_not_hold_and_ends_clean(reproduced, tmp_path):
     # the report, figures, models and tables are in git; `dvc repro` remakes the cache-only outputs
-    # (the data, the loss-surface grid, the adversarial sets) with the same bytes, so nothing downstream runs
+    # (the prepared data, the adversarial sets) with the same bytes, so nothing downstream runs
     clone = clone_of(reproduced, tmp_path / "clone")
     assert (clone.path / "report/index.html").is_file() and (clone.path / "models/model1.pt").is_file()
     assert not (clone.path / "data/mnist").exists()
     ran = re.findall(r"Running stage '([^']+)'", clone.dvc("repro").stdout)
-    assert sorted(ran) == ["attack@targeted", "attack@untargeted", "fetch_mnist", "loss_surfaces"]
+    assert sorted(ran) == ["attack@targeted", "attack@untargeted", "fetch_mnist"]
     assert clone.run("git", "status", "--porcelain").stdout == ""
     assert "Data and pipelines are up to date" in clone.dvc("status").stdout
 

@@ -93,7 +93,7 @@ def problem_3(seed, models):
     note = ("<p>All ten of the seed's (batch size, lr) points are in the sweep.</p>" if not missing else
             f"<p>The seed's points missing from this sweep: {missing}.</p>")
     sweep_curves = read_csv("plots/sweep_summary/curves.csv").to_dict("records")
-    return ("<h2>3. The MNIST CNN</h2><h3>model1 and model2</h3>" + html.table(models)
+    return ("<h2>3. The MNIST CNN</h2><h3>model1 and model2</h3>" + html.table(models, ["model", "final_test_acc", "best_test_acc"])
             + html.line_chart("models-test-acc", curves, "epoch", "test_acc", "model", "test accuracy per epoch")
             + html.line_chart("models-loss", curves, "epoch", "train_loss", "model", "train loss per epoch", log_y=True)
             + f"<h3>The sweep ({seed['section']}: curves only, no numbers in the seed)</h3>" + note
@@ -160,7 +160,7 @@ ANCHORS = [
     ("Madry et al. 2018 (PGD-40 training, mnist_challenge)", "PGD-100, 50 restarts", 0.896),
     ("Madry et al. 2018", "the best attack submitted to the challenge", 0.880),
     ("Madry et al. 2018", "AutoAttack", 0.885),
-    ("Wong et al. 2020 (fast FGSM training, defence 2's default here)", "PGD-50, 10 restarts", 0.888),
+    ("Wong et al. 2020 (fast FGSM training)", "PGD-50, 10 restarts", 0.888),
     ("TRADES, Zhang et al. 2019 (a larger CNN)", "AutoAttack", 0.928),
 ]
 ATTACK_NAMES = {"fgsm": "FGSM", "pgd": "PGD", "minimal": "seed's attack", "worst": "worst case"}
@@ -206,7 +206,9 @@ def defences(seed, models_trained):
     transfer = read_csv("plots/robustness/transfer.csv").to_dict("records")
     trained = [m for m in models_trained if m["model"] in ("retrain", "adversarial_training")]
     return ("<h2>5. Beyond the seed: its two defences, measured</h2>"
-            f"<p>{seed['proposal']}</p>" + html.table(trained)
+            f"<p>{seed['proposal']}</p>"
+            + html.table(trained, ["model", "final_test_acc", "best_test_acc", "adversarial_images", "guard_pgd_acc",
+                                   "kept_epoch"])
             + strongest_attack_verdict(at_headline, headline)
             + html.table([{"defence": who, "attack": attack, "robust accuracy at ε 0.3": percent(value)}
                           for who, attack, value in ANCHORS])

@@ -84,7 +84,11 @@ def read_trained():
             for p in paths]
 
 
+DEFENDED = ("retrain", "adversarial_training")  # the defences' models: section 5, not Problem 3
+
+
 def problem_3(seed, models):
+    models = [m for m in models if m["model"] not in DEFENDED]
     curves = [{**row, "model": m["model"]} for m in models
               for row in read_csv(f"plots/train/{m['model']}.csv").to_dict("records")]
     sweep = read_csv("plots/sweep_summary/table.csv")
@@ -204,7 +208,7 @@ def defences(seed, models_trained):
     headline = max(float(k.removeprefix("robust_")) for k in robustness["models"][names[0]] if k != "clean")
     at_headline = {name: m[f"robust_{headline:g}"] for name, m in robustness["models"].items()}
     transfer = read_csv("plots/robustness/transfer.csv").to_dict("records")
-    trained = [m for m in models_trained if m["model"] in ("retrain", "adversarial_training")]
+    trained = [m for m in models_trained if m["model"] in DEFENDED]
     return ("<h2>5. Beyond the seed: its two defences, measured</h2>"
             f"<p>{seed['proposal']}</p>"
             + html.table(trained, ["model", "final_test_acc", "best_test_acc", "adversarial_images", "guard_pgd_acc",

@@ -74,14 +74,17 @@ def problem_2(seed):
 
 
 def read_trained():
-    """metrics/train/<name>.json of every trained model (its headline numbers), with the best test accuracy
-    of its plots/train/<name>.csv: [{"model": name, …}], at least one."""
+    """metrics/train/<name>.json of every trained model (its headline numbers) and its per-epoch
+    plots/train/<name>.csv (as "history", and its best test accuracy): [{"model": name, …}], at least one."""
     paths = sorted(Path("metrics/train").glob("*.json"))
     if not paths:
         raise StageError("metrics/train: holds no model's metrics; run `dvc repro` to train them")
-    return [{"model": p.stem, **read_json(p, ("final_test_acc",)),
-             "best_test_acc": read_csv(f"plots/train/{p.stem}.csv", ("test_acc",))["test_acc"].max()}
-            for p in paths]
+    trained = []
+    for path in paths:
+        history = read_csv(f"plots/train/{path.stem}.csv", ("epoch", "test_acc", "train_loss"))
+        trained.append({"model": path.stem, **read_json(path, ("final_test_acc",)),
+                        "best_test_acc": history["test_acc"].max(), "history": history})
+    return trained
 
 
 DEFENDED = ("retrain", "adversarial_training")  # the defences' models: section 5, not Problem 3
@@ -89,15 +92,15 @@ DEFENDED = ("retrain", "adversarial_training")  # the defences' models: section 
 
 def problem_3(seed, models):
     models = [m for m in models if m["model"] not in DEFENDED]
-    curves = [{**row, "model": m["model"]} for m in models
-              for row in read_csv(f"plots/train/{m['model']}.csv").to_dict("records")]
+    curves = [{**row, "model": m["model"]} for m in models for row in m["history"].to_dict("records")]
     sweep = read_csv("plots/sweep_summary/table.csv")
     ours = {(int(r.batch_size), float(r.lr)) for r in sweep.itertuples()}
     missing = [p for p in map(tuple, seed["points"]) if (p[0], float(p[1])) not in ours]
     note = ("<p>All ten of the seed's (batch size, lr) points are in the sweep.</p>" if not missing else
             f"<p>The seed's points missing from this sweep: {missing}.</p>")
     sweep_curves = read_csv("plots/sweep_summary/curves.csv").to_dict("records")
-    return ("<h2>3. The MNIST CNN</h2><h3>model1 and model2</h3>" + html.table(models, ["model", "final_test_acc", "best_test_acc"])
+    return ("<h2>3. The MNIST CNN</h2><h3>model1 and model2</h3>"
+            + html.table(models, ["model", "final_test_acc", "best_test_acc"])
             + html.line_chart("models-test-acc", curves, "epoch", "test_acc", "model", "test accuracy per epoch")
             + html.line_chart("models-loss", curves, "epoch", "train_loss", "model", "train loss per epoch", log_y=True)
             + f"<h3>The sweep ({seed['section']}: curves only, no numbers in the seed)</h3>" + note
@@ -216,8 +219,8 @@ def defences(seed, models_trained):
             + strongest_attack_verdict(at_headline, headline)
             + html.table([{"defence": who, "attack": attack, "robust accuracy at ε 0.3": percent(value)}
                           for who, attack, value in ANCHORS])
-            + f"<h3>Robust accuracy vs ε on {int(curves[names[0]]['images'].iloc[0]):,} test images (ε in [0, 1] units; the "
-              "models see [-1, 1], where it is twice this)</h3>" + html.table(table)
+            + f"<h3>Robust accuracy vs ε on {int(curves[names[0]]['images'].iloc[0]):,} test images (ε in [0, 1] "
+              "units; the models see [-1, 1], where it is twice this)</h3>" + html.table(table)
             + html.line_chart("robustness", chart, "epsilon ([0, 1] units)", "accuracy", "model",
                               "accuracy vs ε: the worst case per image, PGD with restarts, FGSM")
             + f"<h3>Transfer vs perturbation size: {transfer[0]['source']}'s adversarial images shown to every "

@@ -79,7 +79,8 @@ def main(argv=None):
         for column in CURVES:
             plotting.overlay_curves(curves, column, figures / f"overlay_{column}.png")
         write_json(stage("metrics/sweep_summary.json"), {  # every point's figures: table.csv
-            "best_point": best["point"], "best_test_acc": best["best_test_acc"], "diverged": int(table["diverged"].sum())})
+            "best_point": best["point"], "best_test_acc": best["best_test_acc"],
+            "diverged": int(table["diverged"].sum())})
     print(markdown_table(table), end="")
 
 

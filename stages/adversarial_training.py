@@ -1,8 +1,9 @@
 """Stage adversarial_training (defence 2, the seed's second proposal: "a component in the loss function
 which formulates adversarial loss"): a CNN trained on (1 - s) CE(clean) + s CE(adversarial), its
 adversarial examples made on the fly for each batch within an epsilon ball (adversarial_training.*):
-by default the fast FGSM with a random start (Wong et al. 2020), or PGD (Madry et al. 2018); Adam with
-a linear one-cycle learning-rate schedule.
+by default PGD from a random start (Madry et al. 2018), or the fast FGSM (Wong et al. 2020); Adam with
+a linear one-cycle learning-rate schedule. On a GPU each training step is replayed as a CUDA graph
+(training.FullBatchSteps), the attack's steps included.
 
 A guard against catastrophic overfitting holds guard.images training images out and attacks them with
 PGD after every epoch; when that accuracy falls more than guard.max_drop below its best, training stops
@@ -25,7 +26,8 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, seeded_cnn
 from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
-from stages.lib.training import HEADLINE, Epochs, LearningRate, Schedule, Stopwatch, train_epochs, write_trained_model
+from stages.lib.training import (HEADLINE, Epochs, LearningRate, Schedule, Stopwatch, graph_safe_adam, train_epochs,
+                                 write_trained_model)
 
 NAME = "adversarial_training"
 
@@ -101,14 +103,14 @@ def main(argv=None):
     stopwatch = Stopwatch(NAME, device, threads)
     spec = a.model or p.model
     model = seeded_cnn(spec, a.seed, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=a.lr)
+    optimizer = graph_safe_adam(model.parameters(), a.lr, device)
     steps_per_epoch = math.ceil(len(train[1]) / schedule.batch_size)
     one_cycle = torch.optim.lr_scheduler.OneCycleLR(  # lr rises linearly from a.lr / 25 to a.lr and falls back
         optimizer, max_lr=a.lr, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.5,
         anneal_strategy="linear", cycle_momentum=False)
     loss = adversarial_loss(epsilon=a.epsilon, step_size=a.step_size, steps=1 if a.method == "fgsm" else a.pgd_steps,
                             share=a.adversarial_share, bounds=PIXEL_RANGE,
-                            ramp_steps=a.epsilon_ramp_epochs * steps_per_epoch)
+                            ramp_steps=a.epsilon_ramp_epochs * steps_per_epoch, seed=a.seed)
     history = []
     for row in train_epochs(model, train, test, schedule, optimizer, seed=a.seed, batch_loss=loss,
                             lr_schedule=one_cycle, desc=NAME):

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from stages.lib import defences
-from stages.lib.attacks import fgsm, pgd, sign_gradient_attack
+from stages.lib.attacks import batch_pgd, fgsm, pgd, sign_gradient_attack, uniform_noise
 from stages.lib.autoattack import UnitRangeModel, autoattack
-from stages.lib.data import to_model_input
+from stages.lib.data import load_model_inputs, to_model_input
+from stages.lib.models import CnnSpec, seeded_cnn
+from stages.lib.training import Schedule, graph_safe_adam, train_epochs
 from tests.conftest import check_params_with, make_mnist_dir, params_with, run_main, synthetic_digits, write_params
 
 BOUNDS = (-1.0, 1.0)
@@ -97,6 +99,60 @@ def test_the_epsilon_ramp_starts_the_adversarial_loss_near_the_clean_one(model_a
     _, late_logits = ramped(model, x, labels, 10**6)  # the whole budget once the ramp is over
     assert torch.allclose(early_logits, clean, atol=1e-3) and not torch.allclose(full_logits, clean, atol=0.1)
     assert torch.equal(late_logits, full(model, x, labels, 10**6)[1])
+
+
+def test_the_training_noise_is_uniform_and_a_pure_function_of_seed_step_and_element():
+    shape = (50, 1, 28, 28)
+    noise = uniform_noise(shape, 4, 7, torch.device("cpu"))
+    assert noise.shape == shape and noise.dtype == torch.float32
+    assert 0 <= noise.min() and noise.max() < 1 and abs(noise.mean().item() - 0.5) < 0.01
+    assert abs(noise.std().item() - 12 ** -0.5) < 0.01 and len(noise.unique()) > 0.99 * noise.numel()
+    # the step as a 0-dim tensor (a GPU's captured step) gives the same numbers as the step as an int
+    assert torch.equal(noise, uniform_noise(shape, 4, torch.tensor(7), torch.device("cpu")))
+    others = [uniform_noise(shape, 4, 8, torch.device("cpu")), uniform_noise(shape, 5, 7, torch.device("cpu"))]
+    assert all((noise != other).float().mean() > 0.99 for other in others)
+    # neighbouring pixels and steps are uncorrelated
+    flat = noise.flatten()
+    assert abs(torch.corrcoef(torch.stack([flat[:-1], flat[1:]]))[0, 1]) < 0.02
+    assert abs(torch.corrcoef(torch.stack([flat, others[0].flatten()]))[0, 1]) < 0.02
+
+
+@pytest.mark.parametrize("epsilon", [0.05, 0.6])
+def test_batch_pgd_stays_in_the_ball_and_is_at_least_as_strong_as_its_random_start(model_and_batch, epsilon):
+    model, x, labels = model_and_batch
+    noise = uniform_noise(x.shape, 0, 0, x.device)
+    start = batch_pgd(model, x, labels, epsilon=epsilon, step_size=epsilon / 4, steps=0, bounds=BOUNDS, noise=noise)
+    adversarial = batch_pgd(model, x, labels, epsilon=torch.tensor(epsilon), step_size=torch.tensor(epsilon / 4),
+                            steps=10, bounds=BOUNDS, noise=noise)
+    for z in (start, adversarial):
+        assert (z - x).abs().max() <= epsilon + 1e-6 and z.min() >= BOUNDS[0] and z.max() <= BOUNDS[1]
+    with torch.no_grad():
+        losses = [torch.nn.functional.cross_entropy(model(z), labels).item() for z in (start, adversarial)]
+    assert losses[1] > losses[0]
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_the_gpu_path_static_step_trains_adversarially_exactly_as_the_plain_loop(mnist_dir):
+    # PGD-2 training with the epsilon ramp, Adam under the one-cycle schedule: the step function a GPU
+    # captures as a CUDA graph, run eagerly here, against the plain loop (the partial last batch included)
+    train, test = load_model_inputs(mnist_dir / "data/mnist", torch.device("cpu"))
+    assert len(train[1]) % 32
+    schedule = Schedule(epochs=2, batch_size=32, eval_batch_size=100)
+    steps_per_epoch = -(-len(train[1]) // 32)
+    runs = []
+    for static_steps in (False, True):
+        model = seeded_cnn(CnnSpec(channels=[4, 8], kernel_size=5, hidden=16), 0, torch.device("cpu"))
+        optimizer = graph_safe_adam(model.parameters(), 0.01, torch.device("cpu"))
+        one_cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, total_steps=2 * steps_per_epoch,
+                                                        anneal_strategy="linear", cycle_momentum=False)
+        loss = defences.adversarial_loss(epsilon=0.3, step_size=0.1, steps=2, share=0.5, bounds=BOUNDS,
+                                         ramp_steps=steps_per_epoch, seed=3)
+        history = list(train_epochs(model, train, test, schedule, optimizer, seed=0, batch_loss=loss,
+                                    lr_schedule=one_cycle, static_steps=static_steps))
+        runs.append((history, model.state_dict()))
+    (plain, plain_weights), (static, static_weights) = runs
+    assert static == plain and plain[-1]["train_loss"] < plain[0]["train_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(static_weights.values(), plain_weights.values()))
 
 
 def test_an_attack_with_a_margin_stops_only_when_the_wrong_logit_leads_by_it(model_and_batch):

@@ -10,9 +10,11 @@ The seed's attack, FGSM (one step of size epsilon) and PGD-k (Madry et al.: a un
 the ball, k steps, R restarts with the worst case kept per image) are all `sign_gradient_attack` with
 other arguments. It keeps its working batch full: an attempt that succeeds or runs out of steps leaves
 the batch and the next attempt (another image, or a restart) takes its row, so no step runs on a
-shrinking batch.
+shrinking batch. Adversarial training's per-batch PGD is `batch_pgd`: every image takes every step, so it
+runs the same tensor operations whatever the batch, with no host sync (a GPU captures it as a graph).
 """
 import itertools
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -22,6 +24,7 @@ from tqdm import tqdm
 from stages.lib.data import NUM_CLASSES
 
 NOISE_SEED_STRIDE = 1_000_003  # attempt j's random start is drawn from seed * stride + j
+MASK_32 = 0xFFFFFFFF
 
 
 def random_targets(labels, generator):
@@ -173,6 +176,51 @@ def sign_gradient_attack(model, images, labels, *, targets=None, step_size, max_
             p.requires_grad_(flag)
         progress.close()
     return adversarial, success, steps
+
+
+def batch_pgd(model, images, labels, *, epsilon, step_size, steps, bounds, noise):
+    """PGD on one batch as adversarial training runs it: a start at `noise` (uniform in [0, 1), one value
+    per pixel) mapped into the epsilon ball, then `steps` sign-gradient steps of step_size ascending the
+    true label's loss, each clipped to the ball and the pixel bounds; every image takes every step.
+    epsilon and step_size may be 0-dim tensors. Returns the adversarial batch; the model's parameters
+    receive no gradients."""
+    lower = torch.clamp(images - epsilon, min=bounds[0])
+    upper = torch.clamp(images + epsilon, max=bounds[1])
+    x = torch.minimum(torch.maximum(images + (2 * noise - 1) * epsilon, lower), upper)
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        for _ in range(steps):
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), x)
+            x = torch.minimum(torch.maximum(x.detach() + step_size * grad.sign(), lower), upper)
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)
+    return x.detach()
+
+
+def uniform_noise(shape, seed, step, device):
+    """Uniform floats in [0, 1) (24 random bits each), a pure function of (seed, step, element): no
+    generator state, so the same numbers on every device and inside a CUDA graph, where `step` is a
+    0-dim tensor on the device that the graph increments. Each element's 64-bit counter, step * size +
+    index, is hashed twice with a 32-bit integer hash (Wellons' lowbias32 constructions, int64
+    arithmetic that never overflows)."""
+    size = math.prod(shape)
+    counter = torch.as_tensor(step, dtype=torch.int64, device=device) * size + torch.arange(size, device=device)
+    key = _hash_32(seed & MASK_32)  # a Python int: a graph may not copy from the host
+    bits = _hash_32(_hash_32((counter & MASK_32) ^ key) ^ (counter >> 32))
+    return ((bits >> 8).to(torch.float32) * 2.0 ** -24).view(shape)
+
+
+def _hash_32(x):
+    """A 32-bit integer hash of a Python int or an int64 tensor of values in [0, 2^32): xor-shift-multiply
+    rounds whose multipliers are below 2^31, so no product leaves int64."""
+    x = x ^ (x >> 16)
+    x = (x * 0x21F0AAAD) & MASK_32
+    x = x ^ (x >> 15)
+    x = (x * 0x735A2D97) & MASK_32
+    return x ^ (x >> 15)
 
 
 def _fooled(logits, batch, targeted, margin):

@@ -3,7 +3,6 @@ another on the images the previous ones failed on) from torchattacks: a paramete
 well-kept library, the independent check on the project's own attacks. torchattacks works on images in
 [0, 1]; the models here see PIXEL_RANGE, so the model is wrapped and the budget rescaled."""
 import torch
-import torchattacks
 from torch import nn
 
 from stages.lib.data import NUM_CLASSES
@@ -33,6 +32,8 @@ def autoattack(model, images, labels, epsilon, *, bounds, batch_size, seed):
     random starts seeded by seed; returns (adversarial images in the units of bounds,
     fooled flags). An image the model already misclassifies counts as fooled. The model's parameters
     receive no gradients."""
+    import torchattacks  # here, not at the top: it imports scipy, ~0.5 s of every start-up of check_params
+
     unit = UnitRangeModel(model, bounds).eval()
     attack = torchattacks.AutoAttack(unit, norm="Linf", eps=epsilon / unit.span, version="standard",
                                      n_classes=NUM_CLASSES, seed=seed)

@@ -8,7 +8,7 @@ fly for each batch, and a guard against catastrophic overfitting.
 import torch
 import torch.nn.functional as F
 
-from stages.lib.attacks import pgd, random_targets, sign_gradient_attack
+from stages.lib.attacks import batch_pgd, pgd, random_targets, sign_gradient_attack, uniform_noise
 from stages.lib.models import predict
 
 
@@ -28,18 +28,20 @@ def adversarial_copies(model, images, labels, *, share, kind, seed, step_size, m
     return adversarial[success], y[success]
 
 
-def adversarial_loss(*, epsilon, step_size, steps, share, bounds, ramp_steps=0):
+def adversarial_loss(*, epsilon, step_size, steps, share, bounds, ramp_steps=0, seed=0):
     """The per-batch loss of adversarial training, (1 - share) CE(clean) + share CE(adversarial), for
-    training.train_epochs. Its examples start uniformly at random in the epsilon ball (seeded by the
-    training step) and take `steps` sign-gradient steps of step_size, never stopping early: steps=1 is
-    the fast FGSM of Wong et al. 2020, more is PGD of Madry et al. 2018. Over the first ramp_steps
-    training steps the budget (and the step size with it) rises linearly from 0 to epsilon. The logits
-    returned (for the running accuracy) are the adversarial examples'."""
+    training.train_epochs. Its examples start uniformly at random in the epsilon ball (the noise a pure
+    function of seed and the training step) and take `steps` sign-gradient steps of step_size, never
+    stopping early (attacks.batch_pgd): steps=1 is the fast FGSM of Wong et al. 2020, more is PGD of Madry
+    et al. 2018. Over the first ramp_steps training steps the budget (and the step size with it) rises
+    linearly from 0 to epsilon. The logits returned (for the running accuracy) are the adversarial
+    examples'. Every step runs the same tensor operations with no host sync: `step` may be a 0-dim tensor
+    on the device, as it is when a GPU replays the training step as a CUDA graph."""
     def loss(model, x, y, step):
-        scale = min(1.0, (step + 1) / ramp_steps) if ramp_steps else 1.0
-        adversarial, _, _ = sign_gradient_attack(model, x, y, step_size=scale * step_size, max_steps=steps,
-                                                 epsilon=scale * epsilon, bounds=bounds, batch_size=len(x),
-                                                 early_stop=False, random_start=True, seed=step)
+        step = torch.as_tensor(step, device=x.device)
+        scale = ((step + 1) / ramp_steps).clamp(max=1.0) if ramp_steps else 1.0
+        adversarial = batch_pgd(model, x, y, epsilon=scale * epsilon, step_size=scale * step_size, steps=steps,
+                                bounds=bounds, noise=uniform_noise(x.shape, seed, step, x.device))
         model.train()
         logits = model(adversarial)
         value = F.cross_entropy(logits, y)

@@ -89,15 +89,18 @@ def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=cl
     stops after an epoch whose train loss is not finite (the run diverged); the caller may stop sooner
     by leaving the loop.
 
+    batch_loss must run the same tensor operations for every batch, with no host sync (no .item(), no
+    branch on a tensor's value): on a GPU the step is captured as a CUDA graph, `step` is then a 0-dim
+    tensor on the device, and it may be one anywhere.
+
     static_steps: run the full batches as one step function of fixed tensors (see FullBatchSteps),
     captured as a CUDA graph on a GPU. None (the default) does so where it pays and applies: on a GPU,
-    for plain SGD on the clean loss with no lr_schedule. The numbers are the same either way on the
-    CPU (tests/test_problem_3.py checks it, bit for bit).
+    with an optimizer a graph can replay (graph_safe). The numbers are the same either way on the CPU
+    (tests/test_problem_3.py and tests/test_defences.py check it, bit for bit).
     """
     images, labels = train
     if static_steps is None:
-        static_steps = images.is_cuda and batch_loss is clean_loss and lr_schedule is None and \
-            type(optimizer) is torch.optim.SGD
+        static_steps = images.is_cuda and graph_safe(optimizer, lr_schedule)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(labels) / schedule.batch_size)
     full_batch_steps = None
@@ -107,8 +110,9 @@ def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=cl
             model.train()
             order = torch.randperm(len(labels), generator=generator).to(labels.device)
             if static_steps and len(labels) >= schedule.batch_size:
-                full_batch_steps = full_batch_steps or FullBatchSteps(model, optimizer, train, schedule.batch_size)
-                loss_sum, correct = full_batch_steps.run_epoch(order, progress)
+                full_batch_steps = full_batch_steps or FullBatchSteps(model, optimizer, train, schedule.batch_size,
+                                                                      batch_loss, lr_schedule)
+                loss_sum, correct = full_batch_steps.run_epoch(order, (epoch - 1) * steps_per_epoch, progress)
                 done = full_batch_steps.count * schedule.batch_size  # the partial last batch runs below
             else:
                 loss_sum = torch.zeros((), device=labels.device)
@@ -138,25 +142,47 @@ def train_epochs(model, train, test, schedule, optimizer, *, seed, batch_loss=cl
         progress.close()
 
 
+def graph_safe(optimizer, lr_schedule):
+    """Whether a CUDA graph can replay this optimizer's step: SGD at a fixed learning rate, or Adam built
+    with capturable=True (its step count on the device) whose learning rate, under a schedule, is a
+    tensor the schedule writes into (graph_safe_adam builds one)."""
+    lr = optimizer.param_groups[0]["lr"]
+    if type(optimizer) is torch.optim.SGD:
+        return lr_schedule is None
+    if type(optimizer) is torch.optim.Adam:
+        return optimizer.defaults["capturable"] and (lr_schedule is None or isinstance(lr, torch.Tensor))
+    return False
+
+
+def graph_safe_adam(parameters, lr, device):
+    """Adam at learning rate lr; on a GPU, in the form a CUDA graph replays (graph_safe): capturable,
+    its learning rate a tensor on the device. Elsewhere plain Adam with a float learning rate."""
+    if device.type != "cuda":
+        return torch.optim.Adam(parameters, lr=lr)
+    return torch.optim.Adam(parameters, lr=torch.tensor(lr, device=device), capturable=True)
+
+
 class FullBatchSteps:
-    """The SGD steps of an epoch's full batches as one step function of fixed tensors: the epoch's
-    batch order, the position in it, and the running loss and accuracy sums all live on the device.
+    """The training steps of an epoch's full batches as one step function of fixed tensors: the epoch's
+    batch order, the position in it, the training step's number and the running loss and accuracy sums
+    all live on the device.
 
     On a GPU the step is captured once as a CUDA graph and replayed, one launch per step with no host
-    work and no host sync inside the epoch (launch and host overhead, not arithmetic, bound a small CNN
-    there: benchmarks/gpu_step.py). Anywhere else the same function runs eagerly, which is how the CPU
-    tests check that it computes what the plain loop computes. The step is plain training: the clean
-    loss, an optimizer with no state that the capture could not replay (SGD), a fixed learning rate.
+    work beyond the lr schedule's and no host sync inside the epoch (launch and host overhead, not
+    arithmetic, bound a small CNN there: benchmarks/gpu_step.py). Anywhere else the same function runs
+    eagerly, which is how the CPU tests check that it computes what the plain loop computes. The
+    optimizer must be one a graph can replay (graph_safe), and batch_loss free of host syncs.
     """
 
-    def __init__(self, model, optimizer, train, batch_size):
-        self.model, self.optimizer = model, optimizer
+    def __init__(self, model, optimizer, train, batch_size, batch_loss, lr_schedule):
+        self.model, self.optimizer, self.batch_loss, self.lr_schedule = model, optimizer, batch_loss, lr_schedule
         self.images, self.labels = train
         device = self.labels.device
         self.batch_size = batch_size
         self.count = len(self.labels) // batch_size
         self.order = torch.zeros(self.count * batch_size, dtype=torch.int64, device=device)
         self.position = torch.zeros(1, dtype=torch.int64, device=device)
+        self.first_step = torch.zeros((), dtype=torch.int64, device=device)  # the epoch's first training step
         self.loss_sum = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device)
         self.captured_grads = None  # on a GPU: the gradients' memory, which the graph writes on every replay
@@ -165,8 +191,7 @@ class FullBatchSteps:
     def step(self):
         index = self.order.view(self.count, self.batch_size).index_select(0, self.position)[0]
         x, y = self.images.index_select(0, index), self.labels.index_select(0, index)
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        loss, logits = self.batch_loss(self.model, x, y, self.first_step + self.position[0])
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -176,8 +201,9 @@ class FullBatchSteps:
 
     def capture(self):
         """The step as a CUDA graph. Capturing needs a few real steps first (cuDNN and cuBLAS set-up,
-        the optimizer's momentum buffers); they run on a copy of the weights, then the weights and
-        buffers are put back, so the training that follows is exactly the uncaptured one."""
+        the optimizer's state); they run, then the weights are put back and the optimizer's state
+        zeroed (a fresh state: SGD's first step is then 0 * m + g = g, Adam's step count 0 and moments
+        0), so the training that follows is exactly the uncaptured one."""
         weights = [p.detach().clone() for p in self.model.parameters()]
         self.order.copy_(torch.arange(len(self.order), device=self.order.device))
         side = torch.cuda.Stream()
@@ -196,19 +222,24 @@ class FullBatchSteps:
             for p, w in zip(self.model.parameters(), weights):
                 p.copy_(w)
             for state in self.optimizer.state.values():
-                if state.get("momentum_buffer") is not None:
-                    state["momentum_buffer"].zero_()  # m * 0 + g = g: SGD's first step, as uncaptured
+                for value in state.values():
+                    if isinstance(value, torch.Tensor):
+                        value.zero_()
         return graph.replay
 
-    def run_epoch(self, order, progress):
-        """Every full batch of `order` (a permutation of the training set); returns the running
-        (loss sum, correct count) tensors, which the partial last batch adds to."""
+    def run_epoch(self, order, first_step, progress):
+        """Every full batch of `order` (a permutation of the training set), the first of them training
+        step number first_step; returns the running (loss sum, correct count) tensors, which the partial
+        last batch adds to."""
         self.order.copy_(order[:len(self.order)])
         self.position.zero_()
+        self.first_step.fill_(first_step)
         self.loss_sum.zero_()
         self.correct.zero_()
         for _ in range(self.count):
             self.replay()
+            if self.lr_schedule:
+                self.lr_schedule.step()
             progress.update()
         return self.loss_sum, self.correct
 

@@ -11,12 +11,18 @@
 #
 # `run` works in a throw-away copy of the checkout, under a deadline (DEADLINE_S, default 420 s): every
 # step runs under `timeout` with what is left, appends its figures to OUT_DIR as it goes (summary.txt
-# first), and a step that runs long never loses the others. It prints the whole-step CUDA-graph rate of
-# the CNN at batch 32/64/128 beside the project loop's (benchmarks/gpu_step.py), stage start-up costs,
-# `dvc repro -f` of the default pipeline on the official MNIST with its per-stage split and wall time,
-# and the checkpoint hashes of two GPU runs of train@model1. Environment: DEADLINE_S; STEPS, the steps
-# to run, in order (default "startup gpu_step repro determinism"); TARGETS, what `dvc repro -f` builds
-# (default: the whole pipeline).
+# first), and a step that runs long never loses the others. It prints stage start-up costs, adversarial
+# training's step replayed as a CUDA graph against the same step run eagerly (rates, and whether both
+# end with the same weights: benchmarks/adversarial_training_throughput.py), `dvc repro -f` of the
+# default pipeline on the official MNIST with its per-stage split and wall time, the checkpoint hashes
+# of two GPU runs of train@model1, and the whole-step CUDA-graph rate of the CNN at batch 32/64/128
+# beside the project loop's (benchmarks/gpu_step.py; VARIANTS=1 adds the other layouts and precisions).
+# Environment: DEADLINE_S; STEPS, the steps to run, in order (default "startup adversarial repro
+# determinism gpu_step"); TARGETS, what `dvc repro -f` builds (default: the whole pipeline). With the
+# device's 600 s per call, DEADLINE_S=560 gives the whole pipeline the most room. STEPS=queue (not in the
+# default) times the sweep one point after another against `dvc exp run --run-all --jobs JOBS` (default
+# 4, each with cores / JOBS torch threads), QUEUE_EPOCHS epochs a point (default 5):
+# benchmarks/sweep_queue.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -77,7 +83,7 @@ run() {
     { git init -q && git add -A && git -c user.name=check -c user.email=check@localhost commit -qm check; } \
         >/dev/null 2>&1 || python -m dvc config --local core.no_scm true
 
-    for name in ${STEPS:-startup gpu_step repro determinism}; do "check_$name"; done
+    for name in ${STEPS:-startup adversarial repro determinism gpu_step}; do "check_$name"; done
     say "done; $(( deadline - $(date +%s) )) s of the deadline left"
 }
 
@@ -95,8 +101,21 @@ check_startup() {
 
 check_gpu_step() {
     say "== one SGD step of the CNN: eager, CUDA graph, and the project loop =="
-    step gpu_step 150 python benchmarks/gpu_step.py --variants --epochs 2
+    step gpu_step 150 python benchmarks/gpu_step.py --epochs 2 ${VARIANTS:+--variants}
     grep -vE "^\s*$" "$out/gpu_step.log" | tail -14 | tee -a "$out/summary.txt"
+}
+
+check_queue() {
+    say "== the sweep on one GPU: sequential against dvc's queue, --jobs ${JOBS:-4} =="
+    step queue 400 python benchmarks/sweep_queue.py --data .device/mnist --epochs "${QUEUE_EPOCHS:-5}" \
+        --jobs "${JOBS:-4}"
+    grep -E "sweep points|queued" "$out/queue.log" | tee -a "$out/summary.txt"
+}
+
+check_adversarial() {
+    say "== adversarial training's step: CUDA graph against eager, the same weights? =="
+    step adversarial 120 python benchmarks/adversarial_training_throughput.py --device cuda --images 12000
+    grep -E "images/s" "$out/adversarial.log" | tee -a "$out/summary.txt"
 }
 
 check_repro() {
@@ -113,12 +132,17 @@ check_determinism() {
     say "== determinism: train@model1 twice on this GPU =="
     [ -f data/mnist/train.pt ] || step mnist_data 60 bash -c \
         "python -m stages.fetch_mnist --import .device/mnist && python -m stages.fetch_mnist --out data/mnist"
-    # the same file name both times: torch.save names the records inside a checkpoint after its file
+    # the same file name every time: torch.save names the records inside a checkpoint after its file;
+    # the repro's own models/model1.pt, when there is one, is the first run
     mkdir -p /tmp/run_a /tmp/run_b
-    step determinism_1 90 python -m stages.train model1 --data data/mnist --model /tmp/run_a/model1.pt
+    local first=models/model1.pt
+    if [ ! -f "$first" ]; then
+        first=/tmp/run_a/model1.pt
+        step determinism_1 90 python -m stages.train model1 --data data/mnist --model "$first"
+    fi
     step determinism_2 90 python -m stages.train model1 --data data/mnist --model /tmp/run_b/model1.pt
     grep -h "model1:" "$out"/determinism_*.log | tee -a "$out/summary.txt"
-    sha256sum /tmp/run_a/model1.pt /tmp/run_b/model1.pt | tee -a "$out/summary.txt"
+    sha256sum "$first" /tmp/run_b/model1.pt | tee -a "$out/summary.txt"
 }
 
 case ${1:-} in

@@ -2,9 +2,11 @@
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image, ImageSequence
 
 from stages.lib.surfaces import analytic, autograd_gradients, grid
 from stages.lib.xor import first_solved_epoch, train_xor, xor_init
@@ -91,5 +93,8 @@ def test_xor_stage_outputs(tmp_path, hidden):
     assert metrics["linear"]["seeds_solved_fraction"] == variants.loc["linear", "seeds_solved_fraction"] == 0.0
     assert variants.loc["linear", "seeds"] == 4
     assert len(pd.read_csv(tmp_path / "plots/xor/history.csv")) == 101
-    assert "plots/xor/figures/nonlinear_boundaries.gif" in files_under(tmp_path)
+    with Image.open(tmp_path / "plots/xor/figures/nonlinear_boundaries.gif") as gif:  # one frame per 50 epochs
+        frames = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
+    assert len(frames) == 3 and frames[0].shape == frames[2].shape
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
     assert ("plots/xor/figures/nonlinear_hidden.png" in files_under(tmp_path)) == (hidden == 2)

@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
+from matplotlib.animation import PillowWriter  # noqa: E402
 
 from stages.lib.data import PIXEL_RANGE  # noqa: E402
 from stages.lib.xor import XOR_INPUTS, XOR_TARGETS, xor_hidden, xor_logits  # noqa: E402
@@ -51,17 +51,23 @@ def _probability_map(params, activation, resolution=101):
     return x1.numpy(), x2.numpy(), prob.numpy()
 
 
-def _draw_boundary(ax, params, activation, title):
-    x1, x2, prob = _probability_map(params, activation)
-    ax.contourf(x1, x2, prob, levels=np.linspace(0, 1, 21), cmap="RdBu_r", vmin=0, vmax=1)
-    if prob.min() < 0.5 < prob.max():
-        ax.contour(x1, x2, prob, levels=[0.5], colors="k", linewidths=2)
+def _boundary_axes(ax, title):
+    """What a decision-boundary panel keeps over the epochs: the four points, the square, the title."""
     ax.scatter(XOR_INPUTS[:, 0], XOR_INPUTS[:, 1], c=POINT_COLORS[XOR_TARGETS.long().numpy()],
                s=120, edgecolors="k", zorder=3)
-    ax.set_title(title)
     ax.set_xlim(-0.5, 1.5)
     ax.set_ylim(-0.5, 1.5)
     ax.set_aspect("equal")
+    return ax.set_title(title)
+
+
+def _draw_probability(ax, params, activation):
+    """The network's probability map and its 0.5 contour (where it crosses 0.5); the artists drawn."""
+    x1, x2, prob = _probability_map(params, activation)
+    drawn = [ax.contourf(x1, x2, prob, levels=np.linspace(0, 1, 21), cmap="RdBu_r", vmin=0, vmax=1)]
+    if prob.min() < 0.5 < prob.max():
+        drawn.append(ax.contour(x1, x2, prob, levels=[0.5], colors="k", linewidths=2))
+    return drawn
 
 
 def xor_problem(path):
@@ -87,20 +93,25 @@ def boundary_grid(snapshots, activation, path, title):
     for ax in axes.flat[len(epochs):]:
         ax.axis("off")
     for ax, epoch in zip(axes.flat, epochs):
-        _draw_boundary(ax, snapshots[epoch], activation, f"epoch {epoch}")
+        _draw_probability(ax, snapshots[epoch], activation)
+        _boundary_axes(ax, f"epoch {epoch}")
     fig.suptitle(title)
     _save(fig, path)
 
 
 def boundary_animation(snapshots, activation, path, fps=8):
-    epochs = sorted(snapshots)
+    """One GIF frame per snapshot epoch. The axes and the points are drawn once; each frame replaces the
+    probability map and the title, and is drawn once (FuncAnimation would clear and draw each twice)."""
     fig, ax = plt.subplots(figsize=(4, 4))
-
-    def frame(i):
-        ax.clear()
-        _draw_boundary(ax, snapshots[epochs[i]], activation, f"epoch {epochs[i]}")
-
-    FuncAnimation(fig, frame, frames=len(epochs)).save(path, writer=PillowWriter(fps=fps), dpi=80)
+    title = _boundary_axes(ax, "")
+    writer, drawn = PillowWriter(fps=fps), []
+    with writer.saving(fig, path, dpi=80):
+        for epoch in sorted(snapshots):
+            for artist in drawn:
+                artist.remove()
+            drawn = _draw_probability(ax, snapshots[epoch], activation)
+            title.set_text(f"epoch {epoch}")
+            writer.grab_frame()
     plt.close(fig)
 
 

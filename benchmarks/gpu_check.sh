@@ -89,14 +89,8 @@ run() {
 
 check_startup() {
     say "== stage start-up (each: a fresh interpreter) =="
-    step startup 60 bash -c 'for i in 1 2; do
-        TIMEFORMAT="import torch: %R s"; time python -c "import torch"
-        TIMEFORMAT="import stages.train (torch, pydantic, pandas, tqdm): %R s"; time python -c "import stages.train"
-        TIMEFORMAT="import torch + CUDA initialised: %R s"
-        time python -c "import torch; torch.zeros(1, device=\"cuda\"); torch.cuda.synchronize()"
-        TIMEFORMAT="the check_params stage: %R s"; time python -m stages.check_params --out /tmp/params_check.txt
-    done'
-    grep -E ": [0-9.]+ s$" "$out/startup.log" | tee -a "$out/summary.txt"
+    step startup 90 python benchmarks/stage_startup.py --repeat 1 --stages check_params train attack robustness report
+    grep -E "^  " "$out/startup.log" | tee -a "$out/summary.txt"
 }
 
 check_gpu_step() {

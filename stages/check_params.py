@@ -18,7 +18,7 @@ from stages import (adversarial_training, attack, fetch_mnist, loss_surfaces, re
 from stages.lib import cli
 from stages.lib.errors import StageError
 from stages.lib.io import staged_outputs
-from stages.lib.params import load_params, read_mapping, unknown_key
+from stages.lib.params import read_mapping, unknown_key, validate_params
 
 STAGES = (fetch_mnist, loss_surfaces, xor, train, sweep, sweep_summary, attack, transfer, retrain,
           adversarial_training, robustness)
@@ -32,11 +32,11 @@ def known_sections():
 
 def check(path):
     """Every stage's params, loaded; or one StageError line for the first unknown key or bad value."""
-    sections = known_sections()
-    for key in read_mapping(path):
+    sections, raw, name = known_sections(), read_mapping(path), Path(path).name  # the file parsed once
+    for key in raw:
         if key not in sections:
-            raise StageError(unknown_key(Path(path).name, str(key), sections, "the top level"))
-    return [load_params(stage.Params, path) for stage in STAGES]
+            raise StageError(unknown_key(name, str(key), sections, "the top level"))
+    return [validate_params(stage.Params, raw, name) for stage in STAGES]
 
 
 def load_all(path="params.yaml"):

@@ -148,3 +148,15 @@ def test_a_run_log_that_cannot_be_written_is_a_warning_after_the_outputs(tmp_pat
     io.log_run("train", seconds=1.0)
     err = capsys.readouterr().err
     assert err.startswith("warning: ") and "runs.jsonl: the run's figures were not logged" in err
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("stages.report", "torch"),  # it reads tables and figures: no tensor file (io imports torch where it loads one)
+    ("stages.attack", "torchvision"),  # imported where an image grid is drawn
+    ("stages.robustness", "torchattacks"),  # imported where AutoAttack runs
+])
+def test_a_stage_starts_without_the_packages_it_needs_only_later(module, absent):
+    """Start-up counts in every stage of every run (several seconds a package on a GPU machine)."""
+    code = f"import sys, {module}; print({absent!r} in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from stages.lib.errors import StageError, warn
 
@@ -94,6 +93,8 @@ def output_name(path):
 def save_tensors(obj, path):
     """torch.save to path; a write that fails or comes up short (a full disk, a file-size limit), which
     torch reports as a RuntimeError, is one StageError naming the output."""
+    import torch  # here and in load_tensors, not at the top: the report stage starts without torch (1.3 s)
+
     try:
         torch.save(obj, path)
     except RuntimeError as error:
@@ -181,6 +182,8 @@ def load_tensors(path, expected):
     Checkpoints are loaded with weights_only=True; a missing, truncated or foreign file is a
     StageError naming it.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise StageError(f"{path}: not found; run `dvc repro` to produce it")

@@ -70,11 +70,15 @@ def read_mapping(path):
 
 def load_params(schema, path=PARAMS_FILE):
     """The keys `schema` (a StageParams) names, validated; any problem is one StageError naming the key."""
-    raw = read_mapping(path)
+    return validate_params(schema, read_mapping(path), Path(path).name)
+
+
+def validate_params(schema, raw, name=PARAMS_FILE):
+    """The keys `schema` names in `raw`, the file `name`'s top-level mapping; or one StageError line."""
     try:
         return schema.model_validate(raw)
     except ValidationError as error:
-        raise StageError(describe(error.errors()[0], schema, Path(path).name)) from None
+        raise StageError(describe(error.errors()[0], schema, name)) from None
 
 
 def dotted(loc):

@@ -1,5 +1,5 @@
 """Stage start-up, measured as DVC pays it: every figure is a fresh interpreter (the best of --repeat
-wall times, after one untimed `import torch` to warm the file cache), importing what a stage imports.
+wall times, after one untimed torch import that warms the file cache), importing what a stage imports.
 
 It prints the packages every stage pays for (torch; torch._dynamo, which torch.optim imports when the
 first optimizer is built and torchvision when it is imported; CUDA's initialisation where there is a GPU)
@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("check_params", "fetch_mnist", "loss_surfaces", "xor", "train", "sweep", "sweep_summary", "attack",
-          "transfer", "retrain", "adversarial_training", "robustness", "report")
+STAGES = sorted(path.stem for path in (ROOT / "stages").glob("*.py") if path.stem != "__init__")  # one module a stage
 PACKAGES = {
     "python": "pass",
     "import torch": "import torch",
@@ -38,6 +37,7 @@ def wall(args, repeat):
 
 
 def has_cuda():
+    """Whether torch sees a GPU; the first torch import, untimed, which also warms the file cache."""
     code = "import torch; print(torch.cuda.is_available())"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
 
@@ -45,9 +45,9 @@ def has_cuda():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is printed")
-    parser.add_argument("--stages", nargs="+", choices=STAGES, default=STAGES, help="the stage modules (default: all)")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=STAGES, metavar="STAGE",
+                        help=f"stage modules to import (default: all: {', '.join(STAGES)})")
     args = parser.parse_args()
-    wall(["-c", "import torch"], 1)
     cuda = has_cuda()
     print(f"fresh interpreters, best of {args.repeat} (s):")
     for name, code in PACKAGES.items():

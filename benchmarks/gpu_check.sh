@@ -5,9 +5,14 @@
 #   bash benchmarks/gpu_check.sh run OUT_DIR          # on the GPU machine, from the repository root
 #
 # `prepare` puts in the git-ignored .device/ what a GPU machine without a network needs beside the
-# checkout: wheels for its Python 3.12 of the locked packages its image lacks (DVC and its dependencies,
-# pydantic, ruamel.yaml: the names below; it has torch, numpy, pandas, matplotlib, tqdm, pyyaml), and
-# the four MNIST .gz files of MNIST_DIR. Send .device along (the device tool: carry [".device"]).
+# checkout: the four MNIST .gz files of MNIST_DIR, and wheels.tar.xz, the wheels for its Python 3.12 of
+# the locked packages its image lacks (DEVICE_NAMES below: DVC and its dependencies, pydantic,
+# ruamel.yaml, torchattacks, vl-convert-python, mlxtend; DEVICE_HAS, the runtime dependencies its image
+# has: torch, torchvision, numpy, pandas, matplotlib, ...; tests/test_gpu_check.py checks that the two
+# cover every runtime dependency). The wheels are stored uncompressed inside an xz tarball: 35 MB where
+# the wheels themselves take 53 (vl-convert-python alone 34), so the checkout and .device fit the
+# device tool's 64 MiB a call; `prepare` says how much of it they take. Send .device along (the
+# device tool: carry [".device"]).
 #
 # `run` works in a throw-away copy of the checkout, under a deadline (DEADLINE_S, default 420 s): every
 # step runs under `timeout` with what is left, appends its figures to OUT_DIR as it goes (summary.txt
@@ -26,26 +31,55 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# the packages carried (the closure of pyproject.toml's dependencies minus DEVICE_HAS), as locked
 DEVICE_NAMES="aiohttp-retry amqp annotated-types antlr4-python3-runtime appdirs asyncssh atpublic billiard celery
 cffi click-didyoumean click-plugins click-repl configobj cryptography dictdiffer diskcache distro dpath dulwich dvc
 dvc-data dvc-http dvc-objects dvc-render dvc-studio-client dvc-task entrypoints flatten-dict flufl.lock funcy gitdb
-GitPython grandalf gto hydra-core iterative-telemetry kombu omegaconf orjson platformdirs prompt_toolkit pycparser
-pydantic pydantic_core pydantic-settings pydot pygit2 pygtrie python-dotenv ruamel.yaml scmrepo semver shortuuid
-shtab smmap sqltrie tomlkit typing-inspection tzlocal vine voluptuous wcwidth zc.lockfile"
+GitPython grandalf gto hydra-core iterative-telemetry kombu mlxtend omegaconf orjson platformdirs prompt_toolkit
+pycparser pydantic pydantic_core pydantic-settings pydot pygit2 pygtrie python-dotenv ruamel.yaml scmrepo semver
+shortuuid shtab smmap sqltrie tomlkit torchattacks typing-inspection tzlocal vine vl-convert-python voluptuous
+wcwidth zc.lockfile"
+# the runtime dependencies the device image has (the device tool's KINDS.md, its package list of 2026-11-17)
+DEVICE_HAS="aiohttp attrs click colorama filelock fsspec joblib matplotlib networkx numpy packaging pandas pathspec
+pillow psutil pyparsing python-dateutil pyyaml requests rich scikit-learn scipy setuptools tabulate torch
+torchvision tqdm typing-extensions urllib3"
+CARRY_LIMIT_MIB=64  # the device tool's limit on the checkout and the carried folders together, a call
 
 prepare() {
     local mnist=${1:?usage: gpu_check.sh prepare MNIST_DIR}
-    mkdir -p .device/wheels .device/mnist
-    cp "$mnist"/*-ubyte.gz .device/mnist/
+    local wheels
+    wheels=$(mktemp -d) || exit 1
+    rm -rf .device && mkdir -p .device/mnist
+    cp "$mnist"/*-ubyte.gz .device/mnist/ || exit 1
     for name in $DEVICE_NAMES; do
         local pin
         pin=$(grep -i "^$name==" requirements.lock) || { echo "gpu_check: $name is not in requirements.lock"; exit 2; }
         python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
             --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-            --platform manylinux2014_x86_64 -d .device/wheels "$pin" 2>/dev/null ||
-            python3 -m pip wheel -q --no-deps -w .device/wheels "$pin"  # a pure-Python sdist (antlr4)
+            --platform manylinux2014_x86_64 -d "$wheels" "$pin" 2>/dev/null ||
+            python3 -m pip wheel -q --no-deps -w "$wheels" "$pin" ||  # a pure-Python sdist (antlr4)
+            { echo "gpu_check: no wheel of $pin for the device's Python 3.12"; exit 2; }
     done
-    du -sh .device
+    # each wheel rewritten with its members stored, not deflated, so that xz compresses the whole
+    python3 - "$wheels" <<'PY' || exit 1
+import sys, zipfile
+from pathlib import Path
+for wheel in Path(sys.argv[1]).glob("*.whl"):
+    stored = wheel.with_suffix(".stored")
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as dst:
+        for member in src.infolist():
+            content = src.read(member)
+            member.compress_type = zipfile.ZIP_STORED
+            dst.writestr(member, content)
+    stored.replace(wheel)
+PY
+    tar cf - -C "$wheels" . | xz -6 -T0 >.device/wheels.tar.xz || exit 1
+    rm -rf "$wheels"
+    local total
+    total=$(( ( $(git ls-files -z | xargs -0 cat | wc -c) + $(cat .device/*.tar.xz .device/mnist/* | wc -c) ) / 1048576 ))
+    echo "gpu_check: .device holds $(ls .device/mnist | wc -l) MNIST files and $(tar tJf .device/wheels.tar.xz |
+        grep -c '\.whl$') wheels; with the checkout, $total MiB of the device tool's $CARRY_LIMIT_MIB MiB a call"
+    (( total < CARRY_LIMIT_MIB )) || { echo "gpu_check: over the device tool's limit"; exit 1; }
 }
 
 run() {
@@ -66,15 +100,19 @@ run() {
         return $rc
     }
     export DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .device/wheels/*.whl >"$out/env.log" 2>&1
+    {   # unpacked by Python's tarfile and lzma: the image may lack the xz program
+        rm -rf /tmp/gpu_check_wheels && python3 -c "import sys, tarfile
+tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" .device/wheels.tar.xz /tmp/gpu_check_wheels &&
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+            /tmp/gpu_check_wheels/*.whl
+    } >"$out/env.log" 2>&1
     # dvc.yaml runs `python`: a wrapper of this python3 (a link would leave its venv), in a folder of its own
     local bin=/tmp/gpu_check_bin
     rm -rf "$bin" && mkdir -p "$bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >"$bin/python"
     chmod +x "$bin/python"
     export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$bin:$PATH
-    { nvidia-smi -L; python -c "import torch, dvc, pydantic; print('torch', torch.__version__, 'dvc', dvc.__version__,
-'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >>"$out/env.log" 2>&1
+    { nvidia-smi -L; python -c "import torch, dvc, pydantic, torchattacks, vl_convert; print('torch', torch.__version__,
+'dvc', dvc.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >>"$out/env.log" 2>&1
     say "$(head -1 "$out/env.log"); $(tail -2 "$out/env.log" | tr '\n' ' ')"
 
     local work=/tmp/gpu_check_work

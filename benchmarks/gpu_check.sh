@@ -15,19 +15,21 @@
 # device tool: carry [".device"]).
 #
 # `run` works in a throw-away copy of the checkout, under a deadline (DEADLINE_S, default 420 s): every
-# step runs under `timeout` with what is left, appends its figures to OUT_DIR as it goes (summary.txt
-# first), and a step that runs long never loses the others. It prints stage start-up costs, adversarial
-# training's step replayed as a CUDA graph against the same step run eagerly (rates, and whether both
-# end with the same weights: benchmarks/adversarial_training_throughput.py), `dvc repro -f` of the
-# default pipeline on the official MNIST with its per-stage split and wall time, the checkpoint hashes
-# of two GPU runs of train@model1, and the whole-step CUDA-graph rate of the CNN at batch 32/64/128
-# beside the project loop's (benchmarks/gpu_step.py; VARIANTS=1 adds the other layouts and precisions).
-# Environment: DEADLINE_S; STEPS, the steps to run, in order (default "startup adversarial repro
-# determinism gpu_step"); TARGETS, what `dvc repro -f` builds (default: the whole pipeline). With the
-# device's 600 s per call, DEADLINE_S=560 gives the whole pipeline the most room. STEPS=queue (not in the
-# default) times the sweep one point after another against `dvc exp run --run-all --jobs JOBS` (default
-# 4, each with cores / JOBS torch threads), QUEUE_EPOCHS epochs a point (default 5):
-# benchmarks/sweep_queue.py.
+# step runs under `timeout` with what is left, and a step that runs long never loses the others. OUT_DIR
+# gets three files, rewritten as it goes (the device tool brings back at most 8): summary.txt (every
+# figure, also printed), logs.tgz (each step's whole log) and results.tgz (the repro's dvc.lock, metrics
+# and curves). It prints `dvc repro -f` of the default pipeline on the official MNIST with its per-stage
+# split and wall time, the checkpoint hashes of two GPU runs of train@model1, the whole-step CUDA-graph
+# rate of the CNN at batch 32/64/128 beside the project loop's (benchmarks/gpu_step.py; VARIANTS=1 adds
+# the other layouts and precisions), adversarial training's step replayed as a CUDA graph against the
+# same step run eagerly (rates, and whether both end with the same weights:
+# benchmarks/adversarial_training_throughput.py), and stage start-up costs.
+# Environment: DEADLINE_S; STEPS, the steps to run, in order (default "repro determinism gpu_step
+# adversarial startup"); TARGETS, what `dvc repro -f` builds (default: the whole pipeline). The device
+# gives 600 s a call: `DEADLINE_S=570 STEPS="repro determinism"` gives the pipeline the most room (up to
+# 480 s), then a second call `STEPS="gpu_step adversarial startup"`. STEPS=queue (not in the default)
+# times the sweep one point after another against `dvc exp run --run-all --jobs JOBS` (default 4, each
+# with cores / JOBS torch threads), QUEUE_EPOCHS epochs a point (default 5): benchmarks/sweep_queue.py.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -85,7 +87,8 @@ PY
 run() {
     local out=${1:?usage: gpu_check.sh run OUT_DIR}
     mkdir -p "$out" && out=$(cd "$out" && pwd)
-    local deadline=$(( $(date +%s) + ${DEADLINE_S:-420} ))
+    local deadline=$(( $(date +%s) + ${DEADLINE_S:-420} )) logs=/tmp/gpu_check_logs
+    rm -rf "$logs" && mkdir -p "$logs"
     say() { echo "$*" | tee -a "$out/summary.txt"; }
     # step NAME SECONDS CMD...: CMD under the smaller of SECONDS and what the deadline leaves
     step() {
@@ -94,26 +97,29 @@ run() {
         (( left < limit )) && limit=$left
         if (( limit < 5 )); then say "$name: skipped (deadline)"; return 1; fi
         local start=$(date +%s.%N)
-        timeout "$limit" "$@" >>"$out/$name.log" 2>&1
+        timeout "$limit" "$@" >>"$logs/$name.log" 2>&1
         local rc=$?
         say "$name: exit $rc in $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s (limit $limit s)"
+        tar czf "$out/logs.tgz" -C "$logs" .
         return $rc
     }
     export DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+    local start=$(date +%s)
     {   # unpacked by Python's tarfile and lzma: the image may lack the xz program
         rm -rf /tmp/gpu_check_wheels && python3 -c "import sys, tarfile
 tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" .device/wheels.tar.xz /tmp/gpu_check_wheels &&
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
             /tmp/gpu_check_wheels/*.whl
-    } >"$out/env.log" 2>&1
+    } >"$logs/env.log" 2>&1
+    say "wheels unpacked and installed in $(( $(date +%s) - start )) s"
     # dvc.yaml runs `python`: a wrapper of this python3 (a link would leave its venv), in a folder of its own
     local bin=/tmp/gpu_check_bin
     rm -rf "$bin" && mkdir -p "$bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >"$bin/python"
     chmod +x "$bin/python"
     export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$bin:$PATH
     { nvidia-smi -L; python -c "import torch, dvc, pydantic, torchattacks, vl_convert; print('torch', torch.__version__,
-'dvc', dvc.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >>"$out/env.log" 2>&1
-    say "$(head -1 "$out/env.log"); $(tail -2 "$out/env.log" | tr '\n' ' ')"
+'dvc', dvc.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >>"$logs/env.log" 2>&1
+    say "$(head -1 "$logs/env.log"); $(tail -2 "$logs/env.log" | tr '\n' ' ')"
 
     local work=/tmp/gpu_check_work
     rm -rf "$work" && mkdir -p "$work" && cp -r "$ROOT"/. "$work"/ && cd "$work" || exit 1
@@ -121,42 +127,43 @@ tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" .device/wheels
     { git init -q && git add -A && git -c user.name=check -c user.email=check@localhost commit -qm check; } \
         >/dev/null 2>&1 || python -m dvc config --local core.no_scm true
 
-    for name in ${STEPS:-startup adversarial repro determinism gpu_step}; do "check_$name"; done
+    for name in ${STEPS:-repro determinism gpu_step adversarial startup}; do "check_$name"; done
+    tar czf "$out/logs.tgz" -C "$logs" .
     say "done; $(( deadline - $(date +%s) )) s of the deadline left"
 }
 
 check_startup() {
     say "== stage start-up (each: a fresh interpreter) =="
     step startup 90 python benchmarks/stage_startup.py --repeat 1 --stages check_params train attack robustness report
-    grep -E "^  " "$out/startup.log" | tee -a "$out/summary.txt"
+    grep -E "^  " "$logs/startup.log" | tee -a "$out/summary.txt"
 }
 
 check_gpu_step() {
     say "== one SGD step of the CNN: eager, CUDA graph, and the project loop =="
     step gpu_step 150 python benchmarks/gpu_step.py --epochs 2 ${VARIANTS:+--variants}
-    grep -vE "^\s*$" "$out/gpu_step.log" | tail -14 | tee -a "$out/summary.txt"
+    grep -vE "^\s*$" "$logs/gpu_step.log" | tail -14 | tee -a "$out/summary.txt"
 }
 
 check_queue() {
     say "== the sweep on one GPU: sequential against dvc's queue, --jobs ${JOBS:-4} =="
     step queue 400 python benchmarks/sweep_queue.py --data .device/mnist --epochs "${QUEUE_EPOCHS:-5}" \
         --jobs "${JOBS:-4}"
-    grep -E "sweep points|queued" "$out/queue.log" | tee -a "$out/summary.txt"
+    grep -E "sweep points|queued" "$logs/queue.log" | tee -a "$out/summary.txt"
 }
 
 check_adversarial() {
     say "== adversarial training's step: CUDA graph against eager, the same weights? =="
     step adversarial 120 python benchmarks/adversarial_training_throughput.py --device cuda --images 12000
-    grep -E "images/s" "$out/adversarial.log" | tee -a "$out/summary.txt"
+    grep -E "images/s" "$logs/adversarial.log" | tee -a "$out/summary.txt"
 }
 
 check_repro() {
     step mnist 60 python -m stages.fetch_mnist --import .device/mnist
     say "== dvc repro -f ${TARGETS:-}: the default pipeline on the official MNIST =="
     local start=$(date +%s.%N)
-    step repro 400 bash -c "set -o pipefail; python -m dvc repro -f ${TARGETS:-} 2>&1 |
+    step repro 480 bash -c "set -o pipefail; python -m dvc repro -f ${TARGETS:-} 2>&1 |
         while IFS= read -r line; do printf '%s %s\n' \"\$(date +%s.%N)\" \"\$line\"; done"
-    python benchmarks/stage_times.py "$out/repro.log" --start "$start" | tee -a "$out/summary.txt"
+    python benchmarks/stage_times.py "$logs/repro.log" --start "$start" | tee -a "$out/summary.txt"
     tar czf "$out/results.tgz" dvc.lock metrics plots/*/*.csv logs 2>/dev/null
 }
 
@@ -173,7 +180,7 @@ check_determinism() {
         step determinism_1 90 python -m stages.train model1 --data data/mnist --model "$first"
     fi
     step determinism_2 90 python -m stages.train model1 --data data/mnist --model /tmp/run_b/model1.pt
-    grep -h "model1:" "$out"/determinism_*.log | tee -a "$out/summary.txt"
+    grep -h "model1:" "$logs"/determinism_*.log | tee -a "$out/summary.txt"
     sha256sum "$first" /tmp/run_b/model1.pt | tee -a "$out/summary.txt"
 }
 

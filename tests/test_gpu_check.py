@@ -36,9 +36,9 @@ def runtime_closure(image_has):
         closure.add(name)
         if name in image_has:
             continue
+        wanted = [""] + sorted(requirement.extras)
         for spec in distribution(name).requires or []:
             dependency = Requirement(spec)
-            wanted = [""] + sorted(requirement.extras)
             if dependency.marker is None or any(
                     dependency.marker.evaluate({**DEVICE_ENVIRONMENT, "extra": extra}) for extra in wanted):
                 todo.append(dependency)

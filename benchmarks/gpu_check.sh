@@ -117,9 +117,10 @@ tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter='data')" .device/wheels
     rm -rf "$bin" && mkdir -p "$bin" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" >"$bin/python"
     chmod +x "$bin/python"
     export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$bin:$PATH
+    # a file of its own: pip's warnings (running as root, say) come first in env.log
     { nvidia-smi -L; python -c "import torch, dvc, pydantic, torchattacks, vl_convert; print('torch', torch.__version__,
-'dvc', dvc.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >>"$logs/env.log" 2>&1
-    say "$(head -1 "$logs/env.log"); $(tail -2 "$logs/env.log" | tr '\n' ' ')"
+'dvc', dvc.__version__, 'pydantic', pydantic.__version__, 'cuda', torch.cuda.is_available())"; nproc; } >"$logs/device.log" 2>&1
+    say "$(tr '\n' ' ' <"$logs/device.log")"
 
     local work=/tmp/gpu_check_work
     rm -rf "$work" && mkdir -p "$work" && cp -r "$ROOT"/. "$work"/ && cd "$work" || exit 1

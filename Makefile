@@ -40,7 +40,7 @@ test: install
 # Install the four MNIST files you already have (plain or .gz, checked against the official
 # checksums) where `dvc repro` finds them without a network: make mnist FROM=/path/to/folder
 mnist: install
-	@test -n "$(FROM)" || { echo "usage: make mnist FROM=<folder with the four MNIST IDX files>"; exit 2; }
+	@test -n "$(FROM)" || { echo "usage: make mnist FROM=<folder with the four MNIST IDX files>" >&2; exit 2; }
 	python -m stages.fetch_mnist --import "$(FROM)"
 
 bench: install

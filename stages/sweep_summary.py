@@ -11,14 +11,15 @@ import pandas as pd
 
 from stages.lib import cli, plotting
 from stages.lib.errors import StageError
-from stages.lib.io import read_csv, read_json, staged_outputs, write_csv, write_json
+from stages.lib.io import NUMBER, read_csv, read_json, staged_outputs, write_csv, write_json
 from stages.lib.params import StageParams, load_params
 from stages.lib.sweep_grid import SweepSection, point_name
 
 SUMMARY = "plots/sweep_summary"
 FIGURES = "plots/sweep_summary/figures"
 CURVES = ("train_loss", "test_loss", "train_acc", "test_acc")
-SUMMARY_KEYS = ("final_test_acc", "best_test_acc", "best_epoch", "min_train_loss", "epochs", "diverged")
+SUMMARY_KEYS = {"final_test_acc": NUMBER, "best_test_acc": NUMBER, "best_epoch": int,  # the types they must have
+                "min_train_loss": (*NUMBER, type(None)), "epochs": int, "diverged": bool}  # a diverged loss is null
 
 
 class Params(StageParams):
@@ -33,11 +34,9 @@ def read_params(path):
 
 def read_curves(name):
     path = f"plots/sweep/{name}.csv"
-    curves = read_csv(path)
-    missing = {"epoch", *CURVES} - set(curves.columns)
-    if missing or curves.empty:
-        raise StageError(f"{path}: expected columns epoch, {', '.join(CURVES)} and at least one row; "
-                             f"rerun `dvc repro -f sweep@{name}`")
+    curves = read_csv(path, numeric=("epoch", *CURVES))
+    if curves.empty:
+        raise StageError(f"{path}: holds no epoch; rerun `dvc repro -f sweep@{name}`")
     return curves
 
 

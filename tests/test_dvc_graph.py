@@ -202,3 +202,13 @@ def test_git_holds_every_uncached_output_and_ignores_every_cached_one(stages):
             if ignored == (not out.use_cache):
                 problems.append(f"{stage.name}: {path} is {'cache: false but git-ignored' if ignored else 'cached but not git-ignored'}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_committed_lock_holds_exactly_the_stages_of_dvc_yaml(stages):
+    # a stage renamed or removed from dvc.yaml leaves an orphan entry in dvc.lock that no command reads:
+    # stale provenance for a reader of the lock
+    import yaml
+
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    defined = {stage.name for stage in stages}
+    assert locked == defined, f"only in dvc.lock: {sorted(locked - defined)}; only in dvc.yaml: {sorted(defined - locked)}"

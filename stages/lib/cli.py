@@ -1,5 +1,6 @@
 """The command line every stage runs under: its argument parser and the error contract of
-stages.lib.errors (one line `error: …` on stderr and exit status 2; Ctrl-C is one line and 130).
+stages.lib.errors (one line `error: …` on stderr and exit status 2; Ctrl-C is one line and 130, and
+SIGTERM, what `timeout` and schedulers send, one line and 143; either way no output is changed).
 """
 import argparse
 import signal
@@ -20,9 +21,18 @@ def parser(description):
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the stage is, so that its staged outputs are cleaned up as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def run(main):
     """Run a stage's main() under the one-line error contract."""
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C from here on: clean up, then one line
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except StageError as error:
@@ -32,6 +42,8 @@ def run(main):
         _fail(f"{where}{error.strerror or error}", 2)
     except MemoryError:
         _fail("out of memory; use smaller sizes in params.yaml", 2)
+    except Terminated:
+        _fail("terminated (SIGTERM); no outputs were written", 128 + signal.SIGTERM)
     except KeyboardInterrupt:
         _fail("interrupted; no outputs were written", 130)
 

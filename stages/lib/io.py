@@ -2,7 +2,9 @@
 
 A stage writes each output under a staging folder next to its final path and renames them all only
 when every output has been written; on any error the staged files are removed, so a failed run
-leaves no partial outputs behind.
+leaves no partial outputs behind. An output may not replace one of the stage's own inputs (every
+reader here records the paths it read), nor a folder by a file or a file by a folder: such a run is
+refused with one line naming the path, and nothing is touched.
 """
 import json
 import math
@@ -17,6 +19,19 @@ import pandas as pd
 from stages.lib.errors import StageError, warn
 
 STAGING_PREFIX = ".staging-"
+NUMBER = (int, float)  # what a metric's value must be (bool is an int to Python: refused apart)
+_inputs_read = set()   # every input file this process read through this module, resolved
+
+
+def mark_input(path):
+    """Record `path` as an input of this run: staged_outputs refuses to replace it."""
+    _inputs_read.add(Path(path).resolve())
+
+
+def _clashing_input(final):
+    """The input that an output at `final` would replace or lie inside, or None."""
+    final = final.resolve()
+    return next((i for i in sorted(_inputs_read) if i == final or final in i.parents), None)
 
 
 def _remove(path):
@@ -57,14 +72,23 @@ def staged_outputs():
 
     def stage(path):
         final = Path(path)
+        clash = _clashing_input(final)
+        if clash is not None:
+            what = "is" if clash == final.resolve() else "holds"
+            shown = clash.relative_to(Path.cwd()) if clash.is_relative_to(Path.cwd()) else clash
+            raise StageError(f"{final}: {what} one of this stage's inputs ({shown}); name another output path "
+                             "(no output was changed)")
         missing = [d for d in (final.parent, *final.parent.parents) if not d.exists()]
-        final.parent.mkdir(parents=True, exist_ok=True)
-        created.extend(missing)  # innermost first
-        staging = final.parent / f"{STAGING_PREFIX}{os.getpid()}"
-        if staging not in staging_dirs:
-            _clean_stale_staging(final.parent)
-            staging.mkdir(exist_ok=True)
-            staging_dirs.add(staging)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            created.extend(missing)  # innermost first
+            staging = final.parent / f"{STAGING_PREFIX}{os.getpid()}"
+            if staging not in staging_dirs:
+                _clean_stale_staging(final.parent)
+                staging.mkdir(exist_ok=True)
+                staging_dirs.add(staging)
+        except OSError as error:  # the user's path in the message, never the staging folder's
+            raise StageError(f"{final}: cannot be written ({error.strerror or error}); no output was changed") from None
         temporary = staging / final.name
         _remove(temporary)
         staged.append((temporary, final))
@@ -76,6 +100,7 @@ def staged_outputs():
         _commit(staged)
         committed = True
     finally:
+        _inputs_read.clear()  # this run's inputs: the next run in this process reads its own
         for staging in staging_dirs:
             _remove(staging)
         if not committed:  # the folders made for outputs that never came
@@ -103,7 +128,11 @@ def save_tensors(obj, path):
 
 
 def _commit(staged):
-    for _, final in staged:
+    for temporary, final in staged:
+        if final.exists() and final.is_dir() != temporary.is_dir():
+            kinds = ("folder", "file") if final.is_dir() else ("file", "folder")
+            raise StageError(f"{final}: is an existing {kinds[0]}, and this output is a {kinds[1]}; name a "
+                             f"{kinds[1]} path (no output was changed)")
         if not os.access(final.parent, os.W_OK) or (final.exists() and not os.access(final, os.W_OK)):
             raise StageError(f"{final}: cannot be written (permission denied); no output was changed")
     done = []  # [final, its previous version moved aside or None, replaced]
@@ -145,25 +174,33 @@ def write_csv(path, rows):
     pd.DataFrame(rows).to_csv(path, index=False, float_format="%.9g")
 
 
-def read_csv(path, required=()):
-    """A CSV table written by a stage, with at least the `required` columns; a missing or unreadable file,
-    or a missing column, is a StageError naming it."""
+def read_csv(path, required=(), numeric=()):
+    """A CSV table written by a stage, with at least the `required` and `numeric` columns, the latter
+    holding numbers (or nothing); a missing or unreadable file, a missing column or a column of text
+    where numbers belong is a StageError naming it."""
+    mark_input(path)
     try:
         table = pd.read_csv(path)
     except FileNotFoundError:
         raise StageError(f"{path}: not found; run `dvc repro` to make it") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise StageError(f"{path}: not a readable CSV ({error}); rerun the stage that writes it") from None
-    missing = [column for column in required if column not in table.columns]
+    missing = [column for column in (*required, *numeric) if column not in table.columns]
     if missing:
         raise StageError(f"{path}: missing column '{missing[0]}'; rerun the stage that writes it")
+    for column in numeric:
+        if not (pd.api.types.is_numeric_dtype(table[column]) and not pd.api.types.is_bool_dtype(table[column])):
+            raise StageError(f"{path}: column '{column}' holds text where numbers belong; rerun the stage that writes it")
     return table
 
 
 def read_json(path, required=(), rerun="the stage that writes it"):
-    """A JSON file written by a stage, holding at least the `required` keys; anything else (missing,
-    unreadable, emptied) is a StageError naming the file and what to rerun."""
+    """A JSON file written by a stage, holding at least the `required` keys: a sequence of names, or a
+    mapping of name to the type (or tuple of types; NUMBER for a number) its value must have. Anything
+    else (missing, unreadable, emptied, a number turned into text) is a StageError naming the file, the
+    key and what to rerun."""
     path = Path(path)
+    mark_input(path)
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
@@ -173,6 +210,11 @@ def read_json(path, required=(), rerun="the stage that writes it"):
     missing = [key for key in required if not isinstance(value, dict) or key not in value]
     if missing:
         raise StageError(f"{path}: missing '{missing[0]}'; rerun {rerun}")
+    for key, kind in (required.items() if isinstance(required, dict) else ()):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value[key], kinds) or (isinstance(value[key], bool) and bool not in kinds):
+            expected = "a number" if set(kinds) == set(NUMBER) else " or ".join(k.__name__ for k in kinds)
+            raise StageError(f"{path}: '{key}' must be {expected}, got {value[key]!r}; rerun {rerun}")
     return value
 
 
@@ -185,6 +227,7 @@ def load_tensors(path, expected):
     import torch
 
     path = Path(path)
+    mark_input(path)
     if not path.is_file():
         raise StageError(f"{path}: not found; run `dvc repro` to produce it")
     try:

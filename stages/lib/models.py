@@ -10,7 +10,7 @@ from torch import nn
 
 from stages.lib.data import NUM_CLASSES
 from stages.lib.errors import StageError
-from stages.lib.io import save_tensors
+from stages.lib.io import mark_input, save_tensors
 from stages.lib.params import Section
 
 MAX_CHANNELS = 512  # per conv block (activations of a 1,000-image batch stay < 2 GB)
@@ -61,8 +61,10 @@ def save_cnn(model, spec, path):
 
 
 def load_cnn(path, device):
-    """The CNN saved by save_cnn at path, in eval mode; a foreign or corrupt file is a StageError."""
+    """The CNN saved by save_cnn at path, in eval mode; a foreign or corrupt file, or one whose weights are
+    not all finite, is a StageError."""
     path = Path(path)
+    mark_input(path)
     if not path.is_file():
         raise StageError(f"{path}: not found; train it first (`dvc repro`; the name must be in train.models)")
     try:
@@ -76,6 +78,10 @@ def load_cnn(path, device):
     except Exception:  # a dict of other keys, other shapes, or not a dict at all
         raise StageError(f"{path}: not a checkpoint of this project's CNN (expected 'spec' and 'state_dict' "
                          "that match); rerun the stage that trains it") from None
+    for name, tensor in model.state_dict().items():
+        if not torch.isfinite(tensor).all():
+            raise StageError(f"{path}: parameter '{name}' holds NaN or infinite values (training diverged?); "
+                             "retrain it (`dvc repro -f` of the stage that writes it)")
     return to_device(model, device).eval()
 
 

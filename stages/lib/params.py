@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from stages.lib.errors import StageError
+from stages.lib.io import mark_input
 
 PARAMS_FILE = "params.yaml"
 MAX_SEED = 2 ** 32 - 1  # every seed fits torch.manual_seed and the attacks' per-image seeds (seed x 1e6 + i)
@@ -47,10 +48,14 @@ def unique(values):
 def read_yaml(path):
     """A YAML file as DVC reads it: YAML 1.2, and a key written twice is an error."""
     path = Path(path)
+    mark_input(path)
     if not path.is_file():
         raise StageError(f"{path}: not found; run the stage from the repository root")
     try:
         return YAML(typ="safe", pure=True).load(path.read_text())
+    except RecursionError:
+        raise StageError(f"{path}: nested too deeply to be read (no params section nests more than a few "
+                         "levels)") from None
     except YAMLError as error:
         if type(error).__name__ == "DuplicateKeyError":
             mark = error.problem_mark
@@ -79,6 +84,9 @@ def validate_params(schema, raw, name=PARAMS_FILE):
         return schema.model_validate(raw)
     except ValidationError as error:
         raise StageError(describe(error.errors()[0], schema, name)) from None
+    except RecursionError:  # a value nested thousands of levels deep, past any schema's depth
+        raise StageError(f"{name}: a value is nested too deeply (no params section nests more than a few "
+                         "levels)") from None
 
 
 def dotted(loc):
@@ -113,7 +121,9 @@ def describe(error, schema, name=PARAMS_FILE):
             message = replacement + message[len(prefix):]
     if not key:  # a rule across sections: its message names the keys
         return f"{name}: {message}"
-    got = "" if ", got " in message else f", got {error['input']!r}"  # a validator's own message may say it
+    shown = repr(error["input"])
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    got = "" if ", got " in message else f", got {shown}"  # a validator's own message may say it
     return f"{name}: '{key}' {message}{got}"
 
 

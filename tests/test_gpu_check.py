@@ -1,6 +1,6 @@
 """The device check (benchmarks/gpu_check.sh) carries every package the pipeline needs that the GPU
 machine's image lacks: that machine has no network, so a package left out stops `dvc repro` at the first
-stage that imports it, after minutes of device time."""
+stage that imports it, after minutes on the GPU machine."""
 import re
 import tomllib
 from importlib.metadata import distribution

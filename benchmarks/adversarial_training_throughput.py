@@ -22,6 +22,7 @@ from stages.lib.defences import adversarial_loss  # noqa: E402
 from stages.lib.models import to_device  # noqa: E402
 from stages.lib.runtime import resolve_device  # noqa: E402
 from stages.lib.training import Schedule, clean_loss, graph_safe_adam, train_epochs  # noqa: E402
+from stages.lib.units import model_units  # noqa: E402
 
 
 def main():
@@ -37,15 +38,15 @@ def main():
     labels = torch.randint(0, 10, (args.images,), generator=generator)
     train = images.to(device), labels.to(device)
     test = train[0][:a.eval_batch_size], train[1][:a.eval_batch_size]
-    share = a.adversarial_share
+    share, epsilon, step_size = a.adversarial_share, model_units(a.epsilon), model_units(a.step_size)
     variants = {"plain": clean_loss,
-                "fgsm (random start, 1 step)": adversarial_loss(epsilon=a.epsilon, step_size=a.step_size, steps=1,
+                "fgsm (random start, 1 step)": adversarial_loss(epsilon=epsilon, step_size=step_size, steps=1,
                                                                 share=share, bounds=PIXEL_RANGE),
-                f"pgd-{args.pgd_steps}": adversarial_loss(epsilon=a.epsilon, step_size=a.epsilon / 4,
+                f"pgd-{args.pgd_steps}": adversarial_loss(epsilon=epsilon, step_size=epsilon / 4,
                                                           steps=args.pgd_steps, share=share, bounds=PIXEL_RANGE)}
     schedule = Schedule(epochs=2 if device.type == "cuda" else 1, batch_size=a.batch_size,
                         eval_batch_size=a.eval_batch_size)
-    print(f"{args.images} images, batch size {a.batch_size}, epsilon {a.epsilon} ([-1, 1] units), on {device.type}, "
+    print(f"{args.images} images, batch size {a.batch_size}, epsilon {a.epsilon} ([0, 1] units), on {device.type}, "
           f"threads {torch.get_num_threads()}")
 
     def run(batch_loss, static_steps=None):

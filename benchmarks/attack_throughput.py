@@ -22,6 +22,9 @@ from stages.lib.attacks import pgd, sign_gradient_attack  # noqa: E402
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input  # noqa: E402
 from stages.lib.mnist import sample_mnist  # noqa: E402
 from stages.lib.models import load_cnn, predict  # noqa: E402
+from stages.lib.robustness import CPU_BATCH  # noqa: E402
+from stages.lib.runtime import working_batch  # noqa: E402
+from stages.lib.units import model_units  # noqa: E402
 
 
 def model_and_images():
@@ -87,11 +90,14 @@ def main():
     print(f"batched, no early stopping,  40 steps       {len(x) / fixed40_s:8.1f} images/s   -> early stopping is {fixed40_s / batched_s:.1f}x")
     print(f"achieved {work / batched_s / 1e9:.1f} GFLOP/s = {work / batched_s / 1e9 / peak:.0%} of the matmul peak ({peak:.1f} GFLOP/s)")
     r = params().robustness
-    for epsilon in (0.3, 0.6):
-        pgd_s, (_, fooled, pgd_steps) = timed(lambda: pgd(model, x, y, epsilon, steps=40, step_size=r.pgd.step_size,
-                                                          bounds=PIXEL_RANGE, batch_size=r.batch_size))
+    batch = working_batch(r.batch_size, torch.device("cpu"), CPU_BATCH)
+    for epsilon_01 in (0.15, 0.3):
+        epsilon = model_units(epsilon_01)
+        pgd_s, (_, fooled, pgd_steps) = timed(lambda: pgd(model, x, y, epsilon, steps=40,
+                                                          step_size=model_units(r.pgd.step_size),
+                                                          bounds=PIXEL_RANGE, batch_size=batch))
         pgd_work = (pgd_steps + 1).sum().item() * flops
-        print(f"PGD-40 at epsilon {epsilon} ({epsilon / 2:g} in [0, 1]), early stopping: accuracy {1 - fooled.float().mean():.3f}, "
+        print(f"PGD-40 at epsilon {epsilon_01:g} ([0, 1] units), early stopping: accuracy {1 - fooled.float().mean():.3f}, "
               f"{len(x) / pgd_s:.1f} images/s, {pgd_work / pgd_s / 1e9:.1f} GFLOP/s = {pgd_work / pgd_s / 1e9 / peak:.0%} of the peak")
     print("attack batch size -> images/s (early stopping):")
     for batch_size in (16, 32, 64, 128, 256, 1000):

@@ -1,6 +1,7 @@
 """Stage adversarial_training (defence 2, the seed's second proposal: "a component in the loss function
 which formulates adversarial loss"): a CNN trained on (1 - s) CE(clean) + s CE(adversarial), its
-adversarial examples made on the fly for each batch within an epsilon ball (adversarial_training.*):
+adversarial examples made on the fly for each batch within an epsilon ball (adversarial_training.*;
+epsilon and step_size in the [0, 1] units of stages.lib.units):
 by default PGD from a random start (Madry et al. 2018), or the fast FGSM (Wong et al. 2020); Adam with
 a linear one-cycle learning-rate schedule. On a GPU each training step is replayed as a CUDA graph
 (training.FullBatchSteps), the attack's steps included.
@@ -24,10 +25,11 @@ from stages.lib.defences import CollapseGuard, adversarial_loss
 from stages.lib.errors import StageError, warn
 from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, seeded_cnn
-from stages.lib.params import Count, Positive, Section, Seed, StageParams, load_params
+from stages.lib.params import Count, Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, Threads, set_up
 from stages.lib.training import (HEADLINE, Epochs, LearningRate, Schedule, Stopwatch, graph_safe_adam, train_epochs,
                                  write_trained_model)
+from stages.lib.units import model_units
 
 NAME = "adversarial_training"
 
@@ -41,8 +43,8 @@ class Guard(Section):
 class AdversarialTrainingSection(Section):
     model: CnnSpec | None  # the defended CNN's own architecture; null: the shared `model` section
     method: Literal["fgsm", "pgd"]
-    epsilon: Annotated[float, Field(gt=0, le=2)]
-    step_size: Positive
+    epsilon: Annotated[float, Field(gt=0, le=1)]    # [0, 1] units
+    step_size: Annotated[float, Field(gt=0, le=1)]  # [0, 1] units
     pgd_steps: Count
     adversarial_share: Annotated[float, Field(ge=0, le=1)]
     epochs: Epochs
@@ -97,7 +99,8 @@ def main(argv=None):
     device, threads = set_up(p.device, p.threads)
     (images, labels), test = load_model_inputs(args.data, device)
     train, held_out = hold_out(images, labels, a.guard.images, a.seed)
-    guard = CollapseGuard(*held_out, epsilon=a.epsilon, steps=a.guard.pgd_steps, max_drop=a.guard.max_drop,
+    epsilon, step_size = model_units(a.epsilon), model_units(a.step_size)
+    guard = CollapseGuard(*held_out, epsilon=epsilon, steps=a.guard.pgd_steps, max_drop=a.guard.max_drop,
                           bounds=PIXEL_RANGE, batch_size=a.eval_batch_size)
     schedule = a.schedule()
     stopwatch = Stopwatch(NAME, device, threads)
@@ -108,7 +111,7 @@ def main(argv=None):
     one_cycle = torch.optim.lr_scheduler.OneCycleLR(  # lr rises linearly from a.lr / 25 to a.lr and falls back
         optimizer, max_lr=a.lr, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.5,
         anneal_strategy="linear", cycle_momentum=False)
-    loss = adversarial_loss(epsilon=a.epsilon, step_size=a.step_size, steps=1 if a.method == "fgsm" else a.pgd_steps,
+    loss = adversarial_loss(epsilon=epsilon, step_size=step_size, steps=1 if a.method == "fgsm" else a.pgd_steps,
                             share=a.adversarial_share, bounds=PIXEL_RANGE,
                             ramp_steps=a.epsilon_ramp_epochs * steps_per_epoch, seed=a.seed)
     history = []

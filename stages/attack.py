@@ -1,10 +1,10 @@
-"""Stage attack@untargeted and attack@targeted (seed section 4): iterative sign-gradient attacks on
-the model `attack.model` (model1), over the test images it classifies correctly.
+"""Stage attack@untargeted and attack@targeted (seed sections 4.1 and 4.2): iterative sign-gradient
+attacks on the model `attack.model` (model1), over the test images it classifies correctly.
 
-Writes the adversarial set (images, true labels, targets, success flags, steps used, test-set
-indices), metrics/attack_<kind>.json (headline numbers), plots/attack_<kind>/images.csv (every
-attacked image: label, target, prediction, steps, perturbation norms) and the galleries in
-plots/attack_<kind>/figures/.
+Writes metrics/attack_<kind>.json (headline numbers), plots/attack_<kind>/images.csv (every attacked
+image: label, target, prediction, steps, perturbation norms in the models' [-1, 1] pixel units) and the
+galleries in plots/attack_<kind>/figures/. The transfer stage makes the same set again where it shows it
+to the other models (stages.lib.adversarial_sets).
 """
 import time
 from dataclasses import dataclass
@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from stages.lib import cli, plotting
-from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, save_adversarial
-from stages.lib.attacks import perturbation_norms, random_targets, sign_gradient_attack
-from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
+from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, adversarial_set
+from stages.lib.attacks import perturbation_norms
+from stages.lib.data import load_split, to_model_input
 from stages.lib.errors import warn
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
@@ -76,42 +76,33 @@ def main(argv=None):
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
     parser.add_argument("--model", required=True, help="the checkpoint of the attacked model")
-    parser.add_argument("--out", required=True, help="the adversarial set to write")
     args = parser.parse_args(argv)
     run = read_params(args.params, args.kind)
     device, _ = set_up(run.device, run.threads)
     batch = working_batch(run.batch_size, device, CPU_BATCH)
     model = load_cnn(args.model, device)
     images, labels = load_split(args.data, "test")
-    inputs, labels = to_model_input(images).to(device), labels.to(device)
-    correct = torch.nonzero(predict(model, inputs, batch) == labels).flatten()
-    indices = correct[:run.n_images] if run.n_images else correct
-    originals, true_labels = inputs[indices], labels[indices]
-    targets = None
-    if args.kind == "targeted":
-        targets = random_targets(true_labels, torch.Generator().manual_seed(run.seed)).to(device)
     start = time.perf_counter()
-    adversarial, success, steps = sign_gradient_attack(
-        model, originals, true_labels, targets=targets, step_size=run.step_size, max_steps=run.max_steps,
-        bounds=PIXEL_RANGE, epsilon=run.epsilon, batch_size=batch, desc=f"attack {args.kind}")
+    made = adversarial_set(args.kind, model, to_model_input(images).to(device), labels.to(device),
+                           step_size=run.step_size, max_steps=run.max_steps, epsilon=run.epsilon,
+                           n_images=run.n_images, seed=run.seed, batch_size=batch, desc=f"attack {args.kind}")
     seconds = time.perf_counter() - start
+    originals, adversarial, indices, success = made["originals"], made["images"], made["indices"], made["success"]
+    true_labels, targets, steps = made["labels"], made["targets"], made["steps"]
     predicted = predict(model, adversarial, batch)
     linf, l2 = perturbation_norms(originals, adversarial)
     won = success.nonzero().flatten()
-    targets_or_none = targets if targets is not None else torch.full_like(true_labels, -1)
-    per_image = {"index": indices, "label": true_labels, "target": targets_or_none, "success": success,
+    per_image = {"index": indices, "label": true_labels, "target": targets, "success": success,
                  "steps": steps, "predicted": predicted, "linf": linf, "l2": l2}
     metrics = {"success_rate": len(won) / max(len(indices), 1),
                "steps_median": steps[won].double().median().item() if len(won) else None}
     examples = []
     for pos in gallery_positions(run.gallery, indices.cpu(), success.cpu()):
         title = f"index {int(indices[pos])}: true {int(true_labels[pos])}, predicted {int(predicted[pos])}"
-        if targets is not None:
+        if args.kind == "targeted":
             title += f", target {int(targets[pos])}"
         examples.append({"original": originals[pos, 0].cpu(), "adversarial": adversarial[pos, 0].cpu(), "title": title})
     with staged_outputs() as stage:
-        save_adversarial(stage(args.out), images=adversarial, labels=true_labels, targets=targets_or_none,
-                         success=success, steps=steps, indices=indices)
         write_json(stage(f"metrics/attack_{args.kind}.json"), metrics)
         write_csv(stage(f"plots/attack_{args.kind}/images.csv"), {k: v.cpu().numpy() for k, v in per_image.items()})
         figures = stage(f"plots/attack_{args.kind}/figures")

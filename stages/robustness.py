@@ -1,96 +1,44 @@
-"""Stage robustness (beyond the seed): how far each model holds against bounded attacks, measured as
-the robustness literature does, on a seeded subset of the test set (robustness.n_images).
+"""Stage robustness@<model> (beyond the seed): how far one model holds against bounded L-inf attacks,
+measured as the robustness literature does, on robustness.models.<model>.n_images seeded test images.
 
-For each model of robustness.models and each epsilon of the grid (pixel units [-1, 1]; the outputs
-also give epsilon / 2, the literature's [0, 1] units), accuracy under each attack alone: FGSM; PGD
-with restarts on the project's core (robustness.pgd; the default, 50 steps x 10 restarts, is Wong et
-al. 2020's protocol); and the curve the seed's unbounded early-stopping attack (attack.step_size,
+Budgets are in the literature's [0, 1] pixel units (params and outputs alike). For each budget of
+robustness.epsilon, accuracy under each attack alone: FGSM; PGD with random restarts
+(robustness.pgd; the default, 50 steps x 10 restarts, is Wong et al. 2020's protocol); and the curve
+the seed's unbounded early-stopping attack (attack.step_size in the models' [-1, 1] units,
 attack.max_steps) gives for free (an image is robust at epsilon when its minimal L-inf perturbation
-exceeds epsilon). At the budgets of robustness.autoattack, AutoAttack (standard, from torchattacks)
-then attacks every image that all of those failed on. A model's robust accuracy is the worst case per
-image: an image counts as robust only if every attack fails on it. An image fooled within a smaller
-budget counts as fooled at every larger one (an adversarial example within epsilon' < epsilon is one
-within epsilon), so no curve rises with epsilon.
+exceeds epsilon). At the budgets of robustness.autoattack, AutoAttack (torchattacks' standard version)
+then attacks every image that all of those failed on. The robust accuracy is the worst case per image:
+an image counts as robust only if every attack fails on it. An image fooled within a smaller budget
+counts as fooled at every larger one, so no curve rises with epsilon.
 
-Transfer vs perturbation size: the source model's (robustness.source, model1) adversarial images shown
-to every model: PGD images made on it at each epsilon (all steps, no early stopping), and the unbounded
-attack continued until the source's wrong logit leads by each margin of robustness.margins.
-
-Writes metrics/robustness.json (per model: clean and worst-case robust accuracy at the
-robustness.headline budgets), plots/robustness/<model>.csv (accuracy vs epsilon per attack, the worst
-case, and how many images AutoAttack alone fooled) and plots/robustness/transfer.csv (accuracy of every
-model on the source's images vs epsilon and margin).
+Writes metrics/robustness/<model>.json (clean and worst-case accuracy at the robustness.headline
+budgets), plots/robustness/<model>.csv (accuracy vs epsilon per attack, the worst case, and how many
+images AutoAttack alone fooled) and plots/robustness/<model>.json (the evaluation as a reviewer reads it:
+the threat model, the images, every attack's settings, the library versions, and each accuracy with its
+count and 95 % Wilson interval).
 """
+import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated
+from importlib.metadata import version
 
 import torch
-from pydantic import Field, field_validator
 
 from stages.lib import cli
 from stages.lib.adversarial_sets import AttackSection
 from stages.lib.attacks import fgsm, perturbation_norms, pgd, sign_gradient_attack
-from stages.lib.autoattack import autoattack
-from stages.lib.data import PIXEL_RANGE, load_split, to_model_input
+from stages.lib.autoattack import AUTOATTACK, autoattack
+from stages.lib.data import PIXEL_RANGE
+from stages.lib.errors import StageError
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
-from stages.lib.params import Count, Name, Positive, Section, Seed, StageParams, load_params, unique
-from stages.lib.runtime import Device, StageRun, Threads, WorkingBatch, set_up, working_batch
+from stages.lib.params import StageParams, load_params
+from stages.lib.robustness import CPU_BATCH, Pgd, RobustnessSection, evaluation_images
+from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
+from stages.lib.stats import METHOD, interval
+from stages.lib.units import UNIT_SPAN, UNITS, model_units
 
-CPU_BATCH = 256  # robustness.batch_size auto on the CPU
 CURVES = ("fgsm", "pgd", "minimal", "worst", "only_autoattack")  # plots/robustness/<model>.csv, beside epsilon
-# Perturbation budgets are in the pixel units the models see ([-1, 1]): 2 spans the whole range.
-Budget = Annotated[float, Field(ge=0, le=2)]
-
-
-class Pgd(Section):
-    steps: Annotated[int, Field(ge=1, le=10_000)]
-    step_size: Positive
-    restarts: Annotated[int, Field(ge=1, le=100)]
-
-
-class RobustnessSection(Section):
-    models: Annotated[list[Name], Field(min_length=1)]
-    source: Name          # whose PGD and margin-attack images are shown to every model
-    epsilon: Annotated[list[Budget], Field(min_length=1)]
-    headline: Annotated[list[Budget], Field(min_length=1)]  # metrics: the worst case at these budgets
-    autoattack: list[Budget]  # AutoAttack at these budgets, on the images every other attack failed on
-    pgd: Pgd
-    margins: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
-    n_images: Count | None
-    seed: Seed
-    batch_size: WorkingBatch  # auto: CPU_BATCH on the CPU, a GPU's own size there
-
-    @field_validator("models", "margins", "headline", "autoattack")
-    @classmethod
-    def _no_repeats(cls, value):
-        return unique(value)
-
-    @field_validator("headline", "autoattack")
-    @classmethod
-    def _on_the_grid(cls, value, info):
-        grid = info.data.get("epsilon", value)
-        off = [e for e in value if e not in grid]
-        if off:
-            raise ValueError(f"must be budgets of 'robustness.epsilon' ({', '.join(f'{e:g}' for e in grid)}); "
-                             f"{', '.join(f'{e:g}' for e in off)} is not")
-        return value
-
-    @field_validator("epsilon")
-    @classmethod
-    def _increasing(cls, value):
-        if any(b <= a for a, b in zip(value, value[1:])):
-            raise ValueError(f"must increase, got {value!r}")
-        return value
-
-    @field_validator("source")
-    @classmethod
-    def _one_of_the_models(cls, source, info):
-        if source not in info.data.get("models", [source]):
-            raise ValueError(f"must be one of 'robustness.models' ({', '.join(info.data['models'])})")
-        return source
 
 
 class Params(StageParams):
@@ -103,14 +51,24 @@ class Params(StageParams):
 @dataclass(frozen=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
-    robustness: RobustnessSection
-    step_size: float  # the seed's unbounded attack, as attack.* sets it
+    n_images: int | None
+    epsilon: list[float]
+    headline: list[float]
+    autoattack: list[float]
+    pgd: Pgd
+    seed: int
+    batch_size: int | str
+    step_size: float  # the seed's unbounded attack, as attack.* sets it (the models' [-1, 1] units)
     max_steps: int
 
 
-def read_params(path):
+def read_params(path, name):
     p = load_params(Params, path)
-    return Run(p.device, p.threads, p.robustness, p.attack.step_size, p.attack.max_steps)
+    r = p.robustness
+    if name not in r.models:
+        raise StageError(f"{path}: 'robustness.models' has no model '{name}' (it has: {', '.join(r.models)})")
+    return Run(p.device, p.threads, r.models[name].n_images, r.epsilon, r.headline, r.autoattack, r.pgd, r.seed,
+               r.batch_size, p.attack.step_size, p.attack.max_steps)
 
 
 def accuracy(fooled):
@@ -130,8 +88,8 @@ def fooled_by_budget(attack, images, labels, epsilons):
 
 
 def minimal_fooled(model, images, labels, epsilons, *, step_size, max_steps, batch_size):
-    """Per-image fooled flags, one row per epsilon, from one run of the unbounded early-stopping
-    attack: fooled at epsilon when it succeeded with an L-inf perturbation within epsilon."""
+    """Per-image fooled flags, one row per epsilon (model units), from one run of the unbounded
+    early-stopping attack: fooled at epsilon when it succeeded with an L-inf perturbation within epsilon."""
     adversarial, success, _ = sign_gradient_attack(model, images, labels, step_size=step_size, max_steps=max_steps,
                                                    bounds=PIXEL_RANGE, batch_size=batch_size)
     linf, _ = perturbation_norms(images, adversarial)
@@ -154,84 +112,91 @@ def worst_case(fooled, attack, epsilons, autoattack_budgets):
     return worst, only_autoattack
 
 
+def evaluation_record(name, run, n_test, clean, worst_at):
+    """The evaluation as a reviewer reads it: what was attacked, how, with what, and each accuracy with
+    its count and 95 % interval. clean and worst_at[epsilon] are accuracies on the evaluated images."""
+    images = clean["images"]
+    return {
+        "model": name,
+        "interval": METHOD,
+        "threat_model": {"norm": "Linf", "epsilon_units": UNITS, "epsilon": run.epsilon,
+                         "pixel_bounds": "[0, 1] (every adversarial image stays a valid image)"},
+        "images": {"count": images, "test_set_size": n_test, "seed": run.seed,
+                   "selection": f"the first {images:,} of a random permutation of the {n_test:,} test images "
+                                f"(torch.randperm under seed {run.seed}); a smaller evaluation's images are the "
+                                "first of a larger one's"},
+        "attacks": {
+            "fgsm": {"steps": 1, "step_size": "epsilon"},
+            "pgd": {"steps": run.pgd.steps, "step_size": run.pgd.step_size, "restarts": run.pgd.restarts,
+                    "random_start": "uniform in the epsilon ball", "loss": "cross-entropy",
+                    "fooled": "at any step of any restart"},
+            "seed_attack": {"step_size_model_units": run.step_size, "step_size": run.step_size / UNIT_SPAN,
+                            "max_steps": run.max_steps, "bounded": False,
+                            "fooled_at_epsilon": "its first misclassified image lies within epsilon"},
+            "autoattack": {**AUTOATTACK, "epsilon": run.autoattack,
+                           "on": "the images every other attack failed on"},
+        },
+        "worst_case_rule": "an image counts as robust only if every attack fails on it, and an image fooled "
+                           "within a smaller budget counts as fooled at every larger one",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchattacks": version("torchattacks")},
+        "clean": clean,
+        "worst_case": {f"{e:g}": worst_at[e] for e in run.headline},
+    }
+
+
 def main(argv=None):
     parser = cli.parser(__doc__)
+    parser.add_argument("name", help="a model under robustness.models in params.yaml")
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
-    parser.add_argument("--models", required=True, help="the folder of the checkpoints <name>.pt")
+    parser.add_argument("--model", required=True, help="the model's checkpoint")
     args = parser.parse_args(argv)
-    run = read_params(args.params)
-    r = run.robustness
+    run = read_params(args.params, args.name)
     device, _ = set_up(run.device, run.threads)
-    models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in r.models}
-    images, labels = load_split(args.data, "test")
-    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(r.seed))[:r.n_images]
-    x, y = to_model_input(images[chosen]).to(device), labels[chosen].to(device)
-    epsilons, batch = r.epsilon, working_batch(r.batch_size, device, CPU_BATCH)
+    model = load_cnn(args.model, device)
+    x, y, _, n_test = evaluation_images(args.data, run.n_images, run.seed, device)
+    epsilons, batch = [model_units(e) for e in run.epsilon], working_batch(run.batch_size, device, CPU_BATCH)
+    step = model_units(run.pgd.step_size)
     start = time.perf_counter()
 
-    curves, split = {}, {}
-    for name, model in models.items():
-        clean = accuracy(predict(model, x, batch) != y)
-        fooled, seconds = {}, {}
-        attacks = {
-            "fgsm": lambda: fooled_by_budget(
-                lambda xs, ys, e: fgsm(model, xs, ys, e, bounds=PIXEL_RANGE, batch_size=batch)[1], x, y, epsilons),
-            "pgd": lambda: fooled_by_budget(
-                lambda xs, ys, e: pgd(model, xs, ys, e, steps=r.pgd.steps, step_size=r.pgd.step_size,
-                                      restarts=r.pgd.restarts, bounds=PIXEL_RANGE, batch_size=batch, seed=r.seed)[1],
-                x, y, epsilons),
-            "minimal": lambda: minimal_fooled(model, x, y, epsilons, step_size=run.step_size,
-                                              max_steps=run.max_steps, batch_size=batch),
-        }
-        for attack, measure in attacks.items():
-            began = time.perf_counter()
-            fooled[attack] = measure()
-            seconds[attack] = time.perf_counter() - began
+    clean = accuracy(predict(model, x, batch) != y)
+    attacks = {
+        "fgsm": lambda: fooled_by_budget(
+            lambda xs, ys, e: fgsm(model, xs, ys, e, bounds=PIXEL_RANGE, batch_size=batch)[1], x, y, epsilons),
+        "pgd": lambda: fooled_by_budget(
+            lambda xs, ys, e: pgd(model, xs, ys, e, steps=run.pgd.steps, step_size=step, restarts=run.pgd.restarts,
+                                  bounds=PIXEL_RANGE, batch_size=batch, seed=run.seed)[1], x, y, epsilons),
+        "minimal": lambda: minimal_fooled(model, x, y, epsilons, step_size=run.step_size, max_steps=run.max_steps,
+                                          batch_size=batch),
+    }
+    fooled, seconds = {}, {}
+    for attack, measure in attacks.items():
         began = time.perf_counter()
-        worst, only_autoattack = worst_case(
-            fooled, lambda index, e: autoattack(model, x[index], y[index], e, bounds=PIXEL_RANGE, seed=r.seed,
-                                                batch_size=max(batch, len(index)))[1], epsilons, r.autoattack)
-        seconds["autoattack"] = time.perf_counter() - began
-        curves[name] = {"clean": clean, "worst": [accuracy(row) for row in worst],
-                        "only_autoattack": [only_autoattack.get(e) for e in epsilons]} \
-            | {attack: [accuracy(row) for row in rows] for attack, rows in fooled.items()}
-        split[name] = seconds
-        print(f"robustness {name}: clean {clean:.4f}; worst case over the attacks " + ", ".join(
-            f"{e / 2:g}: {a:.3f}" for e, a in zip(epsilons, curves[name]["worst"])) + " (epsilon in [0, 1]); "
-            + ", ".join(f"{attack} {t:.1f} s" for attack, t in seconds.items()))
-
-    source = models[r.source]
-    transfer_rows = []
-    for epsilon in epsilons:
-        adversarial, _, _ = sign_gradient_attack(
-            source, x, y, step_size=r.pgd.step_size, max_steps=r.pgd.steps, epsilon=epsilon,
-            bounds=PIXEL_RANGE, batch_size=batch, early_stop=False, random_start=True, seed=r.seed)
-        transfer_rows.append({"source": r.source, "setting": "pgd", "epsilon": epsilon, "epsilon_01": epsilon / 2, "margin": None,
-                              "median_linf": None}
-                             | {name: accuracy(predict(m, adversarial, batch) != y) for name, m in models.items()})
-    for margin in r.margins:
-        adversarial, fooled, _ = sign_gradient_attack(source, x, y, step_size=run.step_size,
-                                                      max_steps=run.max_steps, bounds=PIXEL_RANGE,
-                                                      batch_size=batch, margin=margin)
-        linf, _ = perturbation_norms(x, adversarial)
-        transfer_rows.append({"source": r.source, "setting": "margin", "epsilon": None, "epsilon_01": None, "margin": margin,
-                              "median_linf": linf[fooled].median().item() if fooled.any() else None}
-                             | {name: accuracy(predict(m, adversarial[fooled], batch) != y[fooled])
-                                if fooled.any() else None for name, m in models.items()})
-    seconds = time.perf_counter() - start
-
-    metrics = {"models": {
-        name: {"clean": c["clean"]} | {f"robust_{e / 2:g}": c["worst"][epsilons.index(e)] for e in r.headline}
-        for name, c in curves.items()}}
+        fooled[attack] = measure()
+        seconds[attack] = time.perf_counter() - began
+    began = time.perf_counter()
+    worst, only_autoattack = worst_case(
+        fooled, lambda index, e: autoattack(model, x[index], y[index], e, bounds=PIXEL_RANGE, seed=run.seed,
+                                            batch_size=max(batch, len(index)))[1],
+        epsilons, [model_units(e) for e in run.autoattack])
+    seconds["autoattack"] = time.perf_counter() - began
+    curves = {"worst": [accuracy(row) for row in worst]} | {a: [accuracy(row) for row in rows] for a, rows in fooled.items()}
+    curves["only_autoattack"] = [only_autoattack.get(e) for e in epsilons]
+    worst_at = {e: interval(curves["worst"][i], len(y)) for i, e in enumerate(run.epsilon)}
+    record = evaluation_record(args.name, run, n_test, interval(clean, len(y)), worst_at)
+    metrics = {"clean": clean} | {f"robust_{e:g}": worst_at[e]["accuracy"] for e in run.headline}
     with staged_outputs() as stage:
-        write_json(stage("metrics/robustness.json"), metrics)
-        for name, c in curves.items():
-            write_csv(stage(f"plots/robustness/{name}.csv"),
-                      [{"epsilon": e, "epsilon_01": e / 2, "images": len(y)} | {k: c[k][i] for k in CURVES}
-                       for i, e in enumerate(epsilons)])
-        write_csv(stage("plots/robustness/transfer.csv"), transfer_rows)
-    log_run("robustness", seconds=seconds, images=len(y), models=len(models), split=split)
-    print(f"robustness: {len(models)} models x {len(epsilons)} budgets on {len(y)} test images in {seconds:.1f} s")
+        write_json(stage(f"metrics/robustness/{args.name}.json"), metrics)
+        write_json(stage(f"plots/robustness/{args.name}.json"), record)
+        write_csv(stage(f"plots/robustness/{args.name}.csv"),
+                  [{"epsilon": e, "images": len(y)} | {k: curves[k][i] for k in CURVES} | {
+                      "worst_low": worst_at[e]["low"], "worst_high": worst_at[e]["high"]}
+                   for i, e in enumerate(run.epsilon)])
+    seconds["total"] = time.perf_counter() - start
+    log_run(f"robustness@{args.name}", images=len(y), split=seconds)
+    print(f"robustness {args.name}: clean {clean:.4f} on {len(y):,} test images; worst case over the attacks "
+          + ", ".join(f"ε {e:g}: {a['accuracy']:.4f} [{a['low']:.4f}, {a['high']:.4f}]" for e, a in worst_at.items())
+          + " ([0, 1] units, 95 % Wilson); " + ", ".join(f"{k} {t:.1f} s" for k, t in seconds.items()))
 
 
 if __name__ == "__main__":

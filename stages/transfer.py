@@ -1,6 +1,8 @@
 """Stage transfer (seed section 4.3): the successful adversarial images of both attacks, made on the
 source model (`attack.model`, model1), shown to the receiving models (`transfer.models`: model2,
-trained independently, and the defended models retrain and adversarial_training).
+trained independently, and the defended models retrain and adversarial_training). The sets are made
+here with the attack stage's own function and settings (stages.lib.adversarial_sets): the same images
+the attack stage reports, with no 30 MB file between the two stages.
 
 For each set and model: accuracy against the true labels, the rate of predicting the target (targeted
 set) and the clean accuracy on the same images. Writes plots/transfer/sets.csv (every figure per set, and
@@ -15,8 +17,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from stages.lib import cli, plotting
-from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, load_adversarial
-from stages.lib.data import NUM_CLASSES, PIXEL_RANGE, load_split, to_model_input
+from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, adversarial_set
+from stages.lib.data import NUM_CLASSES, load_split, to_model_input
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import Name, Section, StageParams, load_params, unique
@@ -52,11 +54,18 @@ class Run(StageRun):
     batch_size: int | str
     source: str            # attack.model: the model the adversarial sets were made on
     receivers: list[str]   # transfer.models
+    step_size: float       # the attack's settings, as the attack stage reads them
+    max_steps: int
+    epsilon: float | None
+    n_images: int | None
+    seed: int              # the targeted attack's random targets
 
 
 def read_params(path):
     p = load_params(Params, path)
-    return Run(p.device, p.threads, p.attack.batch_size, p.attack.model, list(p.transfer.models))
+    a = p.attack
+    return Run(p.device, p.threads, a.batch_size, a.model, list(p.transfer.models), a.step_size, a.max_steps, a.epsilon,
+               a.n_images, a.seed)
 
 
 def accuracy(predicted, labels):
@@ -66,24 +75,23 @@ def accuracy(predicted, labels):
 def main(argv=None):
     parser = cli.parser(__doc__)
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
-    parser.add_argument("--adversarial", required=True, help="the folder of the attacks' <kind>.pt files")
     parser.add_argument("--models", required=True, help="the folder of the checkpoints <name>.pt")
     args = parser.parse_args(argv)
     run = read_params(args.params)
     device, _ = set_up(run.device, run.threads)
     source, receivers = run.source, run.receivers
     batch = working_batch(run.batch_size, device, CPU_BATCH)
-    test_images, _ = load_split(args.data, "test")
-    sets = {kind: load_adversarial(Path(args.adversarial) / f"{kind}.pt", len(test_images), PIXEL_RANGE)
-            for kind in KINDS}
+    test_images, test_labels = load_split(args.data, "test")
+    test_images, test_labels = to_model_input(test_images).to(device), test_labels.to(device)
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in [source, *receivers]}
     metrics, rows, confusions = {}, [], {}
-    for kind, adversarial in sets.items():
+    for kind in KINDS:
+        adversarial = adversarial_set(kind, models[source], test_images, test_labels, step_size=run.step_size,
+                                      max_steps=run.max_steps, epsilon=run.epsilon, n_images=run.n_images,
+                                      seed=run.seed, batch_size=batch, desc=f"transfer: attack {kind}")
         won = adversarial["success"]
-        images = adversarial["images"][won].to(device)
-        labels = adversarial["labels"][won].to(device)
-        targets = adversarial["targets"][won].to(device)
-        clean = to_model_input(test_images[adversarial["indices"][won]]).to(device)
+        images, labels, targets = adversarial["images"][won], adversarial["labels"][won], adversarial["targets"][won]
+        clean = adversarial["originals"][won]
         row, metrics[kind] = {"set": kind, "source": source, "images": len(labels)}, {}
         for name, model in models.items():
             predicted = predict(model, images, batch)

@@ -209,10 +209,10 @@ DEFENCE_CHANGES = {
     "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1, "attack.max_steps": 60, "attack.step_size": 0.05,
     "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.epsilon_ramp_epochs": 1,
     "adversarial_training.guard.images": 50,
-    "robustness.models": ["model1", "retrain", "adversarial_training"], "robustness.n_images": 40,
-    "robustness.epsilon": [0.0, 0.1, 0.3, 0.6], "robustness.headline": [0.1, 0.6], "robustness.autoattack": [0.3],
-    "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.1, "robustness.pgd.restarts": 3,
-    "robustness.margins": [0.0, 1.0], "robustness.batch_size": 16,
+    "robustness.models": {"model1": {"n_images": 40}, "retrain": {"n_images": 40}, "adversarial_training": {"n_images": 60}},
+    "robustness.epsilon": [0.0, 0.05, 0.15, 0.3], "robustness.headline": [0.05, 0.3], "robustness.autoattack": [0.15],
+    "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.05, "robustness.pgd.restarts": 3,
+    "robustness.transfer.margins": [0.0, 1.0], "robustness.transfer.n_images": 40, "robustness.batch_size": 16,
 }
 
 
@@ -224,7 +224,9 @@ def defended(tmp_path_factory):
     run_main("train", "model1", "--data", "data/mnist", "--model", "models/model1.pt", cwd=root)
     run_main("retrain", "--data", "data/mnist", "--source", "models/model1.pt", "--model", "models/retrain.pt", cwd=root)
     run_main("adversarial_training", "--data", "data/mnist", "--model", "models/adversarial_training.pt", cwd=root)
-    run_main("robustness", "--data", "data/mnist", "--models", "models", cwd=root)
+    for name in ("model1", "retrain", "adversarial_training"):
+        run_main("robustness", name, "--data", "data/mnist", "--model", f"models/{name}.pt", cwd=root)
+    run_main("robustness_transfer", "--data", "data/mnist", "--models", "models", cwd=root)
     return root
 
 
@@ -239,39 +241,75 @@ def test_the_defences_write_their_models_and_metrics(defended):
 
 
 def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accuracy(defended):
-    robustness = json.loads((defended / "metrics/robustness.json").read_text())
-    for name, headline in robustness["models"].items():
+    for name, count in (("model1", 40), ("retrain", 40), ("adversarial_training", 60)):
+        headline = json.loads((defended / f"metrics/robustness/{name}.json").read_text())
         table = pd.read_csv(defended / f"plots/robustness/{name}.csv")
-        assert table["epsilon_01"].tolist() == [0.0, 0.05, 0.15, 0.3] and set(table["images"]) == {40}
+        assert table["epsilon"].tolist() == [0.0, 0.05, 0.15, 0.3] and set(table["images"]) == {count}
         for attack in ("fgsm", "pgd", "minimal", "worst"):
             values = table[attack].tolist()
-            assert values[0] == headline["clean"], (name, attack)
+            assert values[0] == pytest.approx(headline["clean"], abs=1e-8), (name, attack)  # the CSV: 9 digits
             assert all(b <= a for a, b in zip(values, values[1:])), (name, attack, values)
         # the worst case per image is at most every attack alone, and what the metrics report
         for attack in ("fgsm", "pgd", "minimal"):
             assert (table["worst"] <= table[attack]).all(), (name, attack)
-        assert headline == {"clean": table["worst"][0], "robust_0.05": table["worst"][1], "robust_0.3": table["worst"][3]}
-        # AutoAttack ran at 0.3 ([-1, 1]) only, on the images every other attack failed on
+        assert headline == pytest.approx({"clean": table["worst"][0], "robust_0.05": table["worst"][1],
+                                          "robust_0.3": table["worst"][3]}, abs=1e-8)
+        # AutoAttack ran at 0.15 only, on the images every other attack failed on
         ran = table["only_autoattack"].notna().tolist()
         assert ran == [False, False, True, False]
         # what AutoAttack alone fooled comes off the best the other attacks left
         best_other = min(table[a][2] for a in ("fgsm", "pgd", "minimal"))
-        assert table["worst"][2] <= best_other - table["only_autoattack"][2] / 40 + 1e-9
+        assert table["worst"][2] <= best_other - table["only_autoattack"][2] / count + 1e-9
         assert table["pgd"][3] <= table["fgsm"][3] + 0.15  # PGD is the stronger attack
+        # each worst case carries its 95 % Wilson interval, which holds it
+        assert (table["worst_low"] <= table["worst"]).all() and (table["worst"] <= table["worst_high"]).all()
     transfer = pd.read_csv(defended / "plots/robustness/transfer.csv")
     assert set(transfer["source"]) == {"model1"}
     pgd_rows = transfer[transfer["setting"] == "pgd"]
-    assert pgd_rows["model1"].iloc[0] == robustness["models"]["model1"]["clean"]
+    model1 = json.loads((defended / "metrics/robustness/model1.json").read_text())
+    assert pgd_rows["model1"].iloc[0] == pytest.approx(model1["clean"], abs=1e-8)  # the same 40 images: the first of the permutation
     assert transfer[transfer["setting"] == "margin"]["model1"].tolist() == [0.0, 0.0]  # fooled on the source itself
+
+
+def test_the_evaluation_record_states_the_threat_model_the_images_and_every_interval(defended):
+    from stages.lib.stats import wilson
+
+    record = json.loads((defended / "plots/robustness/adversarial_training.json").read_text())
+    table = pd.read_csv(defended / "plots/robustness/adversarial_training.csv")
+    assert record["threat_model"]["norm"] == "Linf" and record["threat_model"]["epsilon"] == [0.0, 0.05, 0.15, 0.3]
+    assert record["threat_model"]["epsilon_units"].startswith("[0, 1]")
+    assert record["images"]["count"] == 60 and record["images"]["test_set_size"] == 200 and record["images"]["seed"] == 0
+    assert record["attacks"]["pgd"] == {**record["attacks"]["pgd"], "steps": 5, "step_size": 0.05, "restarts": 3}
+    assert record["attacks"]["autoattack"]["epsilon"] == [0.15]
+    assert record["attacks"]["seed_attack"]["step_size_model_units"] == 0.05
+    assert set(record["versions"]) == {"python", "torch", "torchattacks"}
+    worst = record["worst_case"]["0.3"]
+    assert worst["accuracy"] == pytest.approx(table["worst"][3], abs=1e-8) and worst["images"] == 60
+    assert worst["correct"] == round(60 * worst["accuracy"])
+    assert (worst["low"], worst["high"]) == pytest.approx(wilson(worst["correct"], 60))
+    assert record["clean"]["accuracy"] == pytest.approx(table["worst"][0], abs=1e-8)
+
+
+def test_a_change_to_one_models_evaluation_leaves_the_others_alone(defended):
+    """Each model's evaluation is its own stage: robustness@<name> reads robustness.models.<name> alone."""
+    from stages import robustness
+
+    params = params_with(**{**DEFENCE_CHANGES, "robustness.models.model1.n_images": 20})
+    (defended / "elsewhere").mkdir(exist_ok=True)
+    path = write_params(defended / "elsewhere", params)
+    assert robustness.read_params(path, "adversarial_training").n_images == 60
+    assert robustness.read_params(path, "model1").n_images == 20
 
 
 @pytest.mark.parametrize("changes, needle", [
     ({"robustness.epsilon": [0.0, 0.3, 0.2]}, "'robustness.epsilon' must increase"),
-    ({"robustness.epsilon": [0.0, 2.5]}, "'robustness.epsilon[1]' must be less than or equal to 2"),
-    ({"robustness.models": ["model1", "model1"]}, "'robustness.models' must not repeat a value"),
-    ({"robustness.source": "model9"}, "'robustness.source' must be one of 'robustness.models' (model1, model2, retrain"),
-    ({"robustness.autoattack": [0.3]}, "'robustness.autoattack' must be budgets of 'robustness.epsilon' (0, 0.2, 0.4, "
-                                       "0.6, 0.8); 0.3 is not"),
+    ({"robustness.epsilon": [0.0, 2.5]}, "'robustness.epsilon[1]' must be less than or equal to 1"),
+    ({"robustness.models.model1.n_images": 0}, "'robustness.models.model1.n_images' must be greater than or equal to 1"),
+    ({"robustness.transfer.source": "model9"}, "'robustness.transfer' 'source' must be one of 'robustness.models' "
+                                               "(model1, model2, retrain"),
+    ({"robustness.autoattack": [0.25]}, "'robustness.autoattack' must be budgets of 'robustness.epsilon' (0, 0.1, 0.2, "
+                                        "0.3, 0.4); 0.25 is not"),
+    ({"adversarial_training.epsilon": 1.2}, "'adversarial_training.epsilon' must be less than or equal to 1"),
     ({"robustness.headline": [0.6, 0.6]}, "'robustness.headline' must not repeat a value"),
     ({"adversarial_training.epsilon_ramp_epochs": 11}, "'adversarial_training.epsilon_ramp_epochs' must be at most "
                                                       "'adversarial_training.epochs' (10), got 11"),

@@ -183,9 +183,11 @@ def test_the_recorder_sees_what_a_stage_reads(monkeypatch):
     reads = recorded_reads(train, ["model2"], monkeypatch)
     assert {"train.models.model2.seed", "train.lr", "model.channels", "threads"} <= reads  # read, and held whole
     assert not any(key.startswith("train.models.model1") for key in reads)
-    reads = recorded_reads(robustness, [], monkeypatch)
-    assert {"robustness.pgd.restarts", "attack.step_size", "attack.max_steps"} <= reads
-    assert not {"attack.gallery.untargeted", "attack.model"} & reads
+    reads = recorded_reads(robustness, ["adversarial_training"], monkeypatch)
+    assert {"robustness.pgd.restarts", "robustness.models.adversarial_training.n_images", "attack.step_size",
+            "attack.max_steps"} <= reads
+    assert not {"attack.gallery.untargeted", "attack.model", "robustness.models.model1.n_images",
+                "robustness.transfer.n_images"} & reads  # another model's evaluation, the transfer table
 
 
 def test_git_holds_every_uncached_output_and_ignores_every_cached_one(stages):

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from stages.attack import gallery_positions
-from stages.lib.adversarial_sets import load_adversarial, save_adversarial
 from stages.lib.attacks import random_targets, sign_gradient_attack
 from stages.lib.data import to_model_input
 from stages.lib.errors import StageError
@@ -133,18 +132,16 @@ ATTACK_CHANGES = {
 ATTACK_PARAMS = params_with(**ATTACK_CHANGES)
 
 
-def attack_stage(cwd, kind, out=None):
-    return run_stage("attack", kind, "--data", "data/mnist", "--model", "models/model1.pt",
-                     "--out", out or f"data/adversarial/{kind}.pt", cwd=cwd)
+def attack_stage(cwd, kind):
+    return run_stage("attack", kind, "--data", "data/mnist", "--model", "models/model1.pt", cwd=cwd)
 
 
 def attack_main(cwd, kind):
-    run_main("attack", kind, "--data", "data/mnist", "--model", "models/model1.pt",
-             "--out", f"data/adversarial/{kind}.pt", cwd=cwd)
+    run_main("attack", kind, "--data", "data/mnist", "--model", "models/model1.pt", cwd=cwd)
 
 
 def transfer_main(cwd):
-    run_main("transfer", "--data", "data/mnist", "--adversarial", "data/adversarial", "--models", "models", cwd=cwd)
+    run_main("transfer", "--data", "data/mnist", "--models", "models", cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -179,8 +176,6 @@ def test_attack_and_transfer_stages(workdir, capsys):
             assert (won["predicted"] == won["target"]).all() and (images["target"] != images["label"]).all()
         else:
             assert (won["predicted"] != won["label"]).all() and (images["target"] == -1).all()
-        saved = load_adversarial(workdir / f"data/adversarial/{kind}.pt", 200, BOUNDS)
-        assert saved["indices"].tolist() == images["index"].tolist()
         assert {f"plots/attack_{kind}/figures/gallery.png", f"plots/attack_{kind}/figures/grid.png"} <= set(files_under(workdir))
     assert "gallery index 500 is not in the attacked test images" in capsys.readouterr().err
     transfer_main(workdir)
@@ -188,6 +183,9 @@ def test_attack_and_transfer_stages(workdir, capsys):
     sets = pd.read_csv(workdir / "plots/transfer/sets.csv").set_index("set")
     for kind in ("untargeted", "targeted"):
         assert sets.loc[kind, "model1_accuracy"] == 0.0 and sets.loc[kind, "source"] == "model1"
+        # transfer made the very images the attack stage reported: as many, and model1 is fooled by each
+        images = pd.read_csv(workdir / f"plots/attack_{kind}/images.csv")
+        assert sets.loc[kind, "images"] == images["success"].sum()
         assert transfer[kind]["model2_accuracy"] == pytest.approx(sets.loc[kind, "model2_accuracy"], rel=1e-8)
     assert transfer["targeted"]["model2_target_rate"] == pytest.approx(sets.loc["targeted", "model2_target_rate"], rel=1e-8)
     # the metrics hold the seed's headline (its receiver, model2); every receiver's figures are in sets.csv
@@ -218,22 +216,4 @@ def test_attack_rejects_a_foreign_checkpoint(workdir):
         attack_main(workdir, "untargeted")
     (workdir / "models/model1.pt").write_bytes(b"corrupt")
     assert_clean_failure(attack_stage(workdir, "untargeted"), "models/model1.pt: cannot be read as a checkpoint")
-    assert not (workdir / "data/adversarial").exists()
-
-
-@pytest.mark.parametrize("damage, needle", [
-    (lambda t: t.update(labels=t["labels"][:-1]), "must be N-long vectors of one length"),
-    (lambda t: t.update(images=t["images"] + 5), "images must be finite and within (-1.0, 1.0)"),
-    (lambda t: t.update(targets=t["labels"].clone()), "targets must be -1 or a digit other than the label"),
-    (lambda t: t.update(indices=t["indices"] + 10_000), "indices must point into the 200 test images"),
-    (lambda t: t.update(labels=t["labels"] + 10), "labels must be digits 0-9"),
-])
-def test_transfer_refuses_an_inconsistent_adversarial_file(tmp_path, damage, needle):
-    n = 4
-    tensors = {"images": torch.zeros(n, 1, 28, 28), "labels": torch.arange(n), "targets": torch.full((n,), -1),
-               "success": torch.ones(n, dtype=torch.bool), "steps": torch.ones(n, dtype=torch.int64),
-               "indices": torch.arange(n)}
-    damage(tensors)
-    save_adversarial(tmp_path / "set.pt", **tensors)
-    with pytest.raises(StageError, match=re.escape(needle)):
-        load_adversarial(tmp_path / "set.pt", 200, BOUNDS)
+    assert not (workdir / "plots/attack_untargeted").exists()

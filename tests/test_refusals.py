@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +18,8 @@ from tests.conftest import (ROOT, assert_clean_failure, files_under, params_with
                             run_stage, write_idx_dir, write_params)
 
 TINY = {"model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1, "attack.max_steps": 50,
-        "attack.step_size": 0.05, "attack.n_images": 8, "attack.gallery.untargeted": [], "attack.gallery.targeted": []}
+        "attack.step_size": 0.05, "attack.n_images": 8, "attack.gallery.untargeted": [], "attack.gallery.targeted": [],
+        "retrain.share": 0.02}
 
 
 def snapshot(directory):
@@ -45,14 +47,17 @@ def test_a_file_output_never_replaces_a_folder(trained):
 
 def test_an_output_never_replaces_one_of_the_stages_inputs(trained):
     before = snapshot(trained)
-    for out, words in (("data/mnist", "data/mnist: holds one of this stage's inputs (data/mnist/test.pt)"),
-                       ("models", "models: holds one of this stage's inputs (models/model1.pt)"),
-                       ("data/mnist/test.pt", "data/mnist/test.pt: is one of this stage's inputs"),
-                       ("data", "data: holds one of this stage's inputs")):
-        result = run_stage("attack", "untargeted", "--data", "data/mnist", "--model", "models/model1.pt",
-                           "--out", out, cwd=trained)
+    for args, words in (
+            (("--data", "data/mnist", "--model", "data/mnist/test.pt"), "data/mnist/test.pt: is one of this stage's inputs"),
+            (("--data", "data/mnist", "--model", "data"), "data: holds one of this stage's inputs (data/mnist/"),
+            (("--data", "data/mnist", "--model", "data/mnist"), "data/mnist: holds one of this stage's inputs")):
+        result = run_stage("train", "model2", *args, cwd=trained)
         assert_clean_failure(result, words)
-        assert result.returncode == 2 and snapshot(trained) == before, out
+        assert result.returncode == 2 and snapshot(trained) == before, args
+    result = run_stage("retrain", "--data", "data/mnist", "--source", "models/model1.pt", "--model", "models/model1.pt",
+                       cwd=trained)
+    assert_clean_failure(result, "models/model1.pt: is one of this stage's inputs (models/model1.pt)")
+    assert snapshot(trained) == before
 
 
 def test_a_folder_output_never_replaces_a_file(tmp_path):
@@ -86,8 +91,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_every_stage_that_loads_one(
     with pytest.raises(StageError, match=r"broken\.pt: parameter '3\.weight' holds NaN or infinite values"):
         load_cnn(trained / "models/broken.pt", torch.device("cpu"))
     before = snapshot(trained)
-    result = run_stage("attack", "untargeted", "--data", "data/mnist", "--model", "models/broken.pt",
-                       "--out", "data/adversarial/untargeted.pt", cwd=trained)
+    result = run_stage("attack", "untargeted", "--data", "data/mnist", "--model", "models/broken.pt", cwd=trained)
     assert_clean_failure(result, "models/broken.pt: parameter '3.weight' holds NaN")
     assert snapshot(trained) == before
     (trained / "models/broken.pt").unlink()
@@ -132,12 +136,23 @@ def test_params_nested_past_any_schema_are_one_line(tmp_path, value):
     assert len(result.stderr) < 400 and not (tmp_path / "ok.txt").exists()
 
 
+def catches(pid, signum):
+    """Whether process pid has a handler of its own for signal signum (Linux: SigCgt in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def test_sigterm_is_one_line_and_143_with_nothing_written(tmp_path):
     write_params(tmp_path, params_with(**{"xor.epochs": 100_000, "xor.gif_every": 100}))  # long enough
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "stages.xor"], cwd=tmp_path, env=env,
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    time.sleep(4)  # past the imports, into training
+    deadline = time.monotonic() + 120
+    while not catches(process.pid, signal.SIGTERM) and time.monotonic() < deadline:  # past the imports
+        time.sleep(0.2)
+    time.sleep(1)  # into training
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143

@@ -1,14 +1,14 @@
 """Problem 4's adversarial sets: the `attack` section of params.yaml that says how they are made (read
 by the attack stage, and by the stages that reuse the seed's attack: retrain, transfer, robustness), and
-the file format they are stored in (written by the attack stage, read by transfer)."""
+the function that makes one (the attack and transfer stages)."""
 from typing import Annotated
 
 import torch
 from pydantic import Field
 
-from stages.lib.data import NUM_CLASSES
-from stages.lib.errors import StageError
-from stages.lib.io import load_tensors, save_tensors
+from stages.lib.attacks import random_targets, sign_gradient_attack
+from stages.lib.data import PIXEL_RANGE
+from stages.lib.models import predict
 from stages.lib.params import Count, Name, Positive, Section, Seed
 from stages.lib.runtime import WorkingBatch
 
@@ -34,38 +34,26 @@ class AttackSection(Section):
     gallery: Gallery
 
 
-FORMAT = {"images": torch.float32, "labels": torch.int64, "targets": torch.int64,
-          "success": torch.bool, "steps": torch.int64, "indices": torch.int64}
+def adversarial_set(kind, model, images, labels, *, step_size, max_steps, epsilon, n_images, seed, batch_size,
+                    desc=None):
+    """The seed's attack of `kind` (attack.* settings; `seed` draws the targeted attack's random targets) on
+    `model`, over the test images it classifies correctly (the first n_images of them, all if None): a
+    dict of tensors, one row per attacked image,
+    on the images' device: originals and adversarial images (N x 1 x 28 x 28, model inputs), true labels,
+    targets (-1 where untargeted), success flags, steps used and test-set indices.
 
-
-def save_adversarial(path, *, images, labels, targets, success, steps, indices):
-    """An attack's result: adversarial images (N x 1 x 28 x 28), true labels, targets (-1 where
-    untargeted), success flags, steps used and the attacked test-set indices."""
-    save_tensors({"images": images.cpu(), "labels": labels.cpu(), "targets": targets.cpu(),
-                "success": success.cpu(), "steps": steps.cpu(), "indices": indices.cpu()}, path)
-
-
-def load_adversarial(path, n_test, bounds):
-    """An attack's result as save_adversarial wrote it, checked for consistency: equal lengths, images
-    of the right shape inside `bounds`, digit labels, targets -1 or a digit other than the label, and
-    indices into a test set of n_test images. Anything else is one StageError naming the file."""
-    tensors = load_tensors(path, FORMAT)
-    n = len(tensors["labels"])
-    images, labels, targets = tensors["images"], tensors["labels"], tensors["targets"]
-
-    def check(ok, what):
-        if not ok:
-            raise StageError(f"{path}: {what}; rerun the attack stage that writes it")
-
-    check(all(t.dim() == 1 and len(t) == n for k, t in tensors.items() if k != "images"),
-          "labels, targets, success, steps and indices must be N-long vectors of one length")
-    check(images.shape == (n, 1, 28, 28), f"expected {n} x 1 x 28 x 28 images, got {tuple(images.shape)}")
-    check(bool(torch.isfinite(images).all()) and (n == 0 or (images.min() >= bounds[0] and images.max() <= bounds[1])),
-          f"images must be finite and within {bounds}")
-    check(bool(((labels >= 0) & (labels < NUM_CLASSES)).all()), "labels must be digits 0-9")
-    check(bool((((targets >= 0) & (targets < NUM_CLASSES) & (targets != labels)) | (targets == -1)).all()),
-          "targets must be -1 or a digit other than the label")
-    check(bool(((tensors["indices"] >= 0) & (tensors["indices"] < n_test)).all()),
-          f"indices must point into the {n_test} test images")
-    check(bool((tensors["steps"] >= 0).all()), "steps must be >= 0")
-    return tensors
+    The attack stage and the transfer stage each make the set with this function rather than pass a
+    file of 30 MB a set between them: on one machine the two runs give the same floats, and no stage
+    depends on a cache-only file whose bytes another CPU would compute differently (docs/dvc.md)."""
+    correct = torch.nonzero(predict(model, images, batch_size) == labels).flatten()
+    indices = correct[:n_images] if n_images else correct
+    originals, true_labels = images[indices], labels[indices]
+    targets = None
+    if kind == "targeted":
+        targets = random_targets(true_labels, torch.Generator().manual_seed(seed)).to(images.device)
+    adversarial, success, steps = sign_gradient_attack(
+        model, originals, true_labels, targets=targets, step_size=step_size, max_steps=max_steps,
+        bounds=PIXEL_RANGE, epsilon=epsilon, batch_size=batch_size, desc=desc)
+    return {"originals": originals, "images": adversarial, "labels": true_labels,
+            "targets": targets if targets is not None else torch.full_like(true_labels, -1),
+            "success": success, "steps": steps, "indices": indices}

@@ -9,6 +9,16 @@ from stages.lib.data import NUM_CLASSES
 from stages.lib.models import predict
 
 
+# torchattacks 3.5.1's AutoAttack(version="standard"), as it is built there (the reference implementation
+# of Croce & Hein runs 100 iterations for APGD and FAB; torchattacks keeps its own default of 10)
+AUTOATTACK = {
+    "library": "torchattacks", "version": "standard", "seed": "robustness.seed",
+    "attacks": ["APGD-CE (10 steps, 1 restart)", "APGD-T (10 steps, 9 target classes, 1 restart)",
+                "FAB-T (10 steps, 9 target classes, 1 restart)", "Square (5,000 queries, 1 restart)"],
+    "run": "one after another, each on the images the previous ones failed on",
+}
+
+
 class UnitRangeModel(nn.Module):
     """A model of images in `bounds`, as a model of images in [0, 1]."""
 

@@ -1,0 +1,83 @@
+"""The robustness evaluation's params (section `robustness`, read by the stages robustness@<model> and
+robustness_transfer; budgets in the [0, 1] units of stages.lib.units) and the seeded test images both
+evaluate on."""
+from typing import Annotated
+
+import torch
+from pydantic import Field, field_validator
+
+from stages.lib.data import load_split, to_model_input
+from stages.lib.params import Count, Name, Section, Seed, unique
+from stages.lib.runtime import WorkingBatch
+
+CPU_BATCH = 256  # robustness.batch_size auto on the CPU
+Budget = Annotated[float, Field(ge=0, le=1)]  # L-inf, in [0, 1] units: 1 spans the whole range
+
+
+class Pgd(Section):
+    steps: Annotated[int, Field(ge=1, le=10_000)]
+    step_size: Annotated[float, Field(gt=0, le=1)]  # [0, 1] units
+    restarts: Annotated[int, Field(ge=1, le=100)]
+
+
+class Evaluated(Section):
+    n_images: Count | None  # the first n of the seeded permutation of the test set (null: all of it)
+
+
+class Transfer(Section):
+    source: Name  # whose PGD and margin-attack images are shown to every model
+    n_images: Count | None
+    margins: Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=1)]
+
+    @field_validator("margins")
+    @classmethod
+    def _no_repeats(cls, value):
+        return unique(value)
+
+
+class RobustnessSection(Section):
+    models: Annotated[dict[Name, Evaluated], Field(min_length=1)]
+    epsilon: Annotated[list[Budget], Field(min_length=1)]
+    headline: Annotated[list[Budget], Field(min_length=1)]  # metrics: the worst case at these budgets
+    autoattack: list[Budget]  # AutoAttack at these budgets, on the images every other attack failed on
+    pgd: Pgd
+    seed: Seed
+    batch_size: WorkingBatch  # auto: CPU_BATCH on the CPU, a GPU's own size there
+    transfer: Transfer
+
+    @field_validator("headline", "autoattack")
+    @classmethod
+    def _on_the_grid(cls, value, info):
+        unique(value)
+        grid = info.data.get("epsilon", value)
+        off = [e for e in value if e not in grid]
+        if off:
+            raise ValueError(f"must be budgets of 'robustness.epsilon' ({', '.join(f'{e:g}' for e in grid)}); "
+                             f"{', '.join(f'{e:g}' for e in off)} is not")
+        return value
+
+    @field_validator("epsilon")
+    @classmethod
+    def _increasing(cls, value):
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"must increase, got {value!r}")
+        return value
+
+    @field_validator("transfer")
+    @classmethod
+    def _source_is_evaluated(cls, transfer, info):
+        models = info.data.get("models", {transfer.source: None})
+        if transfer.source not in models:
+            raise ValueError(f"'source' must be one of 'robustness.models' ({', '.join(models)}), "
+                             f"got {transfer.source!r}")
+        return transfer
+
+
+def evaluation_images(data_dir, n_images, seed, device):
+    """(model-input images, labels, test-set indices, test-set size): the first n_images (all if None) of
+    a permutation of the test set drawn under `seed`, so a smaller evaluation's images are the first of a
+    larger one's."""
+    images, labels = load_split(data_dir, "test")
+    chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n_images]
+    return to_model_input(images[chosen]).to(device), labels[chosen].to(device), chosen, len(labels)
+

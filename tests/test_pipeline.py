@@ -51,7 +51,7 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
         return json.loads((root / "metrics" / name).read_text())
 
     assert metrics("data.json") == {"source": "sample", "official": False, "n_train": 4000, "n_test": 1000}
-    assert len(pd.read_csv(root / "plots/loss_surfaces/grid.csv")) == 7 * 11 * 11
+    assert len(pd.read_csv(root / "plots/loss_surfaces/grid.csv")) == (5 + 4) * 11 * 11
     assert metrics("xor.json")["linear"]["seeds_solved_fraction"] == 0.0
     assert len(pd.read_csv(root / "plots/train/model1.csv")) == 1
     assert set(p.name for p in (root / "metrics/sweep").iterdir()) == {"64-0.1.json", "128-1e-05.json"}
@@ -67,7 +67,7 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     robustness = metrics("robustness.json")
     assert set(robustness["models"]) == {"model1", "model2", "retrain", "adversarial_training"}
     assert set(robustness["models"]["adversarial_training"]) == {"clean", "robust_0.15", "robust_0.3"}
-    for figure in ("loss_surfaces/figures/all.png", "xor/figures/nonlinear_boundaries.gif",
+    for figure in ("loss_surfaces/figures/seed_target.png", "xor/figures/nonlinear_boundaries.gif",
                    "sweep_summary/figures/64-0.1.png", "attack_targeted/figures/gallery.png",
                    "transfer/figures/confusion_untargeted.png"):
         assert (root / "plots" / figure).stat().st_size > 1000, figure

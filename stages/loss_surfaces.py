@@ -118,7 +118,14 @@ def main(argv=None):
                           p.descent.target_error) for loss in LOSSES}
     errors = {loss: run[0] for loss, run in runs.items()}
     steps = {loss: run[1] for loss, run in runs.items()}
-    found["descent"] = {"start_output": sigmoid(p.descent.start[0] * p.x + p.descent.start[1]),
+    for name, y in settings.items():  # the setting each observation was made in, for the report
+        found[name] |= {"x": p.x, "target": y, "w_min": p.w_range[0], "w_max": p.w_range[1], "b_min": p.b_range[0],
+                        "b_max": p.b_range[1], "step": p.step, "flat_threshold": p.flat_threshold,
+                        "wrong_by": p.wrong_by}
+    found["descent"] = {"x": p.x, "target": float(p.label), "start_w": p.descent.start[0],
+                        "start_b": p.descent.start[1], "lr": p.descent.lr, "target_error": p.descent.target_error,
+                        "max_steps": p.descent.max_steps,
+                        "start_output": sigmoid(p.descent.start[0] * p.x + p.descent.start[1]),
                         **{f"steps_{loss}": steps[loss] for loss in LOSSES}}
     shown = [(name, q) for name, names in (("seed_target", SEED_FIGURE), ("class_label", LABEL_FIGURE)) for q in names]
     table = pd.concat(

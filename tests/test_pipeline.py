@@ -10,11 +10,10 @@ import yaml
 from tests.conftest import (
     DvcProject,
     assert_clean_failure,
+    assert_every_chart_drew,
     assert_no_network_references,
-    assert_not_blank,
     make_dvc_project,
     params_with,
-    render_offline,
 )
 
 TINY_PROFILE = {
@@ -157,18 +156,15 @@ def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):
     reproduced.dvc("plots", "show", "-o", str(tmp_path / "dvc_plots"))
     plots_page = tmp_path / "dvc_plots/index.html"
     assert_no_network_references(plots_page.read_text())
-    for page, charts in ((report, 6), (plots_page, 13)):
-        dom, screenshot = render_offline(page, tmp_path)
-        drawn = dom.count('class="marks"')  # vega-embed's canvas (or svg), one per chart that drew
-        assert drawn >= charts, f"{page}: {drawn} of {charts} charts drew"
-        assert_not_blank(screenshot)
+    for page in (report, plots_page):
+        assert_every_chart_drew(page, tmp_path)
 
 
 @pytest.mark.parametrize("damage, needle", [
     (lambda root: (root / "metrics/train/model2.json").write_text("{}\n"),
      "metrics/train/model2.json: missing 'final_test_acc'"),
     (lambda root: [p.unlink() for p in (root / "plots/transfer/figures").iterdir()],
-     "plots/transfer/figures: holds no figures"),
+     "plots/transfer/figures/confusion_untargeted.png: not found"),
     (lambda root: (root / "plots/transfer/sets.csv").write_text(""), "plots/transfer/sets.csv: not a readable CSV"),
 ])
 def test_the_report_refuses_missing_or_emptied_inputs_with_one_line(reproduced, damage, needle):

@@ -198,9 +198,10 @@ def problem_1(claims):
         f"{label['wrong_end_abs_l2_grad_w']:.1e} while |∂CE/∂w| = {label['wrong_end_abs_ce_grad_w']:.4f}, against "
         f"|x| = {abs(x):g}. At y = {seed['target']:g} no output is wrong by more than 0.5, which is why the seed's "
         "setting hides this.",
-        word, (f"L2's gradient vanishes where the neuron is confidently wrong, cross-entropy's tends to |x|; that is "
-               f"the {steps_text(steps_l2, descent['max_steps'])} against {steps_text(steps_ce, descent['max_steps'])} "
-               "above." if word == "holds" else "the measured plateaus do not match the seed's description."),
+        word, ("L2's gradient vanishes where the neuron is confidently wrong, cross-entropy's tends to |x|"
+               + (f"; hence L2's {steps_text(steps_l2, descent['max_steps'])} against cross-entropy's "
+                  f"{steps_text(steps_ce, descent['max_steps'])} above." if learned else ".")
+               if word == "holds" else "the measured plateaus do not match the seed's description."),
         figures(FIGURES_1, {"gradient_magnitudes.png": f"|∂L/∂w| of each loss against z = wx + b at the class label "
                                                        f"y = {label['target']:g} (x = {x:g}), log scale",
                             "class_label.png": f"The loss and gradient surfaces at the class label "

@@ -1,12 +1,14 @@
 """Section 5's inputs in the robustness stages' layout (per model: metrics/robustness/<model>.json,
 plots/robustness/<model>.csv and .json; plots/robustness/transfer.csv), written from a small table of
-accuracies, for building the report in a test."""
+accuracies, for building the report in a test; and a copy of the committed outputs with them."""
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from stages.lib.stats import METHOD, interval
+from tests.conftest import ROOT
 
 EPSILONS = (0.0, 0.1, 0.2, 0.3, 0.4)  # L-inf, [0, 1] units
 HEADLINE = ("0.1", "0.3")
@@ -62,3 +64,12 @@ def write_robustness(root, curves=CURVES, images=IMAGES):
                    "median_linf": linf, "images": 1000, **dict(zip(curves, accuracies))}
                   for setting, epsilon, margin, linf, accuracies in TRANSFER]).to_csv(
         root / "plots/robustness/transfer.csv", index=False)
+
+
+def outputs_copy(path, curves=CURVES):
+    """The committed outputs the report reads under path, with section 5's inputs in the robustness
+    stages' layout (from `curves`)."""
+    for name in ("plots", "metrics", "reference"):
+        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("robustness*"), dirs_exist_ok=True)
+    write_robustness(path, curves)
+    return path

@@ -1,20 +1,9 @@
 """The report and the `dvc plots show` page in headless Chromium: every chart draws its data."""
-import shutil
-
 from stages.lib import html_page
-from tests.conftest import ROOT, assert_every_chart_drew, charts_drawn, make_dvc_project, run_main
-from tests.robustness_layout import write_robustness
+from tests.conftest import assert_every_chart_drew, charts_drawn, make_dvc_project, run_main
+from tests.robustness_layout import outputs_copy
 
 REPORT_SIZE_LIMIT = 5_000_000
-
-
-def outputs_copy(path):
-    """The committed outputs the report reads under path, with section 5's inputs in the robustness
-    stages' layout."""
-    for name in ("plots", "metrics", "reference"):
-        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("robustness*"), dirs_exist_ok=True)
-    write_robustness(path)
-    return path
 
 
 def test_every_chart_of_the_report_draws_its_data(tmp_path):

@@ -84,10 +84,12 @@ def row_strips(path, white=250):
 
 
 def cell_class(value):
-    """Numbers right-aligned; short text kept on one line."""
+    """Numbers right-aligned; short text kept on one line; an empty cell plain."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return ' class="num"'
-    return ' class="short"' if value is not None and len(str(value)) <= 40 else ""
+    return ' class="short"' if len(str(value)) <= 40 else ""
 
 
 def cell(value):

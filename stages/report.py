@@ -316,7 +316,7 @@ def problem_3(claims, seed, models, n_test):
     if len(base) >= 2:
         first, second = base[0], base[1]
         m = measured(first["final_test_acc"], n_test)
-        comparison = (f"<p>{model_name(first['model'])}: {with_interval(m)}; "
+        comparison = (f"<p>{model_name(first['model']).capitalize()}: {with_interval(m)}; "
                       f"{against(m, second['final_test_acc'], model_name(second['model']))}.</p>")
     curves = [{"epoch": int(r["epoch"]), "model": model_name(m["model"]), "test accuracy": r["test_acc"]}
               for m in base for r in m["history"].to_dict("records")]

@@ -89,7 +89,7 @@ def cell_class(value):
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return ' class="num"'
-    return ' class="short"' if len(str(value)) <= 40 else ""
+    return ' class="short"' if len(str(value)) <= 24 else ""
 
 
 def cell(value):
@@ -145,7 +145,7 @@ PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.8em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #ccc; padding: .3em .6em; }
-th { background: #f3f3f3; } td.num { text-align: right; } td.short { white-space: nowrap; }
+th { background: #f3f3f3; } td { vertical-align: top; } td.num { text-align: right; } td.short { white-space: nowrap; }
 figure { display: inline-block; margin: .5em; vertical-align: top; } figcaption { font-size: .85em; color: #555; }
 img { max-width: 100%; } .chart { display: inline-block; margin: .5em; }
 .banner { background: #f6f8fa; border: 1px solid #ddd; padding: .8em 1em; }

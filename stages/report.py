@@ -12,12 +12,15 @@ HTML template that makes `dvc plots show/diff` work offline (make does this; .dv
 """
 import math
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
 
 from stages.lib import cli
 from stages.lib import html_page as html
 from stages.lib.errors import StageError
 from stages.lib.io import read_csv, read_json, staged_outputs
-from stages.lib.params import read_yaml
+from stages.lib.params import Count, Section, read_yaml, validate_params
 from stages.lib.stats import compare, interval
 
 OUT = "report/index.html"
@@ -32,6 +35,79 @@ MODEL_NAMES = {"model1": "model 1", "model2": "model 2", "retrain": "defence 1 (
                "adversarial_training": "defence 2 (adversarial training)"}
 ATTACK_NAMES = {"worst": "worst case per image", "pgd": "PGD with restarts", "fgsm": "FGSM",
                 "minimal": "the seed's attack"}
+
+
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class Anchor(Section):
+    defence: str
+    attack: str
+    accuracy: Share
+    source: str
+
+
+class Anchors(Section):
+    """reference/anchors.yaml: the literature's robust accuracies at one budget, with their sources."""
+    epsilon: Annotated[float, Field(gt=0, le=1)]
+    images: Count
+    anchors: Annotated[list[Anchor], Field(min_length=1)]
+
+
+class Measured(BaseModel):
+    accuracy: Share
+    images: Count
+    correct: Annotated[int, Field(ge=0)]
+    low: Share
+    high: Share
+
+
+class ThreatModel(BaseModel):
+    norm: str
+    epsilon_units: str
+    epsilon: list[float]
+
+
+class Images(BaseModel):
+    count: Count
+    source: str
+    selection: str
+    seed: int
+
+
+class Pgd(BaseModel):
+    steps: Count
+    step_size: float
+    restarts: Count
+    random_start: bool
+
+
+class SeedAttack(BaseModel):
+    step_size_model_units: float
+    max_steps: Count
+
+
+class AutoAttackRun(BaseModel):
+    version: str
+    attacks: list[str]
+    epsilon: list[float]
+
+
+class Attacks(BaseModel):
+    pgd: Pgd
+    seed_attack: SeedAttack
+    autoattack: AutoAttackRun
+
+
+class RobustnessDescription(BaseModel):
+    """plots/robustness/<model>.json, what the report reads of it (the robustness stage may write more)."""
+    interval: str
+    threat_model: ThreatModel
+    images: Images
+    attacks: Attacks
+    versions: dict[str, Any]
+    clean: Measured
+    worst_case: Annotated[dict[str, Measured], Field(min_length=1)]
 
 
 # --- words from numbers ----------------------------------------------------------------------------
@@ -587,9 +663,8 @@ def read_robustness():
             "metrics": read_json(f"metrics/robustness/{name}.json", ("clean",), f"`dvc repro robustness@{name}`"),
             "curve": read_csv(f"plots/robustness/{name}.csv", ("epsilon", "images", "fgsm", "pgd", "minimal", "worst",
                                                                "only_autoattack")),
-            "about": read_json(f"plots/robustness/{name}.json", ("threat_model", "images", "attacks", "versions",
-                                                                 "clean", "worst_case"),
-                               f"`dvc repro robustness@{name}`")}
+            "about": validate_params(RobustnessDescription, read_json(f"plots/robustness/{name}.json"),
+                                     f"plots/robustness/{name}.json").model_dump()}
     return models, transfer
 
 
@@ -739,7 +814,8 @@ def main(argv=None):
         if args.dvc_template:
             stage(args.dvc_template).write_text(html.dvc_plots_template(*html.vega_bundle()))
         else:
-            stage(OUT).write_text(build_report(read_yaml(SEED), read_yaml(ANCHORS)))
+            anchors = validate_params(Anchors, read_yaml(ANCHORS), ANCHORS).model_dump()
+            stage(OUT).write_text(build_report(read_yaml(SEED), anchors))
     path = Path(args.dvc_template or OUT)
     print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB){'' if args.dvc_template else ', open it in a browser'}")
 

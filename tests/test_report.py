@@ -2,6 +2,7 @@
 import base64
 import html as htmllib
 import io
+import json
 import re
 
 import numpy as np
@@ -138,7 +139,21 @@ def test_the_verdicts_follow_the_numbers(tmp_path):
     assert re.search("Holds in part ?: the measured gradients or step counts do not both favour cross-entropy", text)
 
 
-def test_a_missing_robustness_file_is_one_error_line(tmp_path):
+def drop_pgd_restarts(root):
+    path = root / "plots/robustness/model2.json"
+    about = json.loads(path.read_text())
+    del about["attacks"]["pgd"]["restarts"]
+    path.write_text(json.dumps(about))
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda root: (root / "plots/robustness/retrain.json").unlink(), "plots/robustness/retrain.json: not found"),
+    (drop_pgd_restarts, "plots/robustness/model2.json: missing key 'attacks.pgd.restarts'"),
+    (lambda root: (root / "reference/anchors.yaml").write_text(
+        (root / "reference/anchors.yaml").read_text().replace("accuracy: 0.896", "accuracy: 89.6")),
+     "reference/anchors.yaml: 'anchors[0].accuracy' must be less than or equal to 1"),
+])
+def test_a_missing_or_malformed_input_is_one_error_line(tmp_path, damage, needle):
     root = outputs_copy(tmp_path)
-    (root / "plots/robustness/retrain.json").unlink()
-    assert_clean_failure(run_stage("report", cwd=root), "plots/robustness/retrain.json: not found")
+    damage(root)
+    assert_clean_failure(run_stage("report", cwd=root), needle)

@@ -408,7 +408,8 @@ def problem_3(claims, seed, models, n_test):
                 else f"The seed's points missing from this sweep: {missing}.")
     table = [{"batch size": int(r.batch_size), "learning rate": f"{float(r.lr):g}",
               "final test accuracy (95 % interval)": short_interval(measured(r.final_test_acc, n_test)),
-              "best test accuracy": percent(r.best_test_acc, 2), "best epoch": int(r.best_epoch),
+              "best test accuracy (95 % interval)": short_interval(measured(r.best_test_acc, n_test)),
+              "best epoch": int(r.best_epoch),
               "lowest training loss": r.min_train_loss} for r in sweep.itertuples()]
     curves_table = read_csv("plots/sweep_summary/curves.csv", ("point", "epoch", "train_loss", "test_loss", "test_acc"))
     by_point = {p: c.sort_values("epoch") for p, c in curves_table.groupby("point")}
@@ -434,7 +435,7 @@ def problem_3(claims, seed, models, n_test):
                                           {"field": "value", "format": ".4g"}]}}})
     blocks = [over_fitting(claims["over_fitting"], sweep, by_point, n_test),
               batch_stability(claims["batch_size"], sweep, by_point, n_test),
-              learning_rate_speed(claims["learning_rate"], sweep, by_point)]
+              learning_rate_speed(claims["learning_rate"], sweep, by_point, n_test)]
     words = [b[1] for b in blocks]
     word = "holds" if all(w == "holds" for w in words) else "differs" if all(w == "differs" for w in words) else "partly"
     summary = ("Problem 3 (3)", "over-fitting with longer training; larger batches steadier; low learning rates slower",
@@ -495,7 +496,7 @@ def batch_stability(claim, sweep, by_point, n_test):
         f"steadier with batch size at {steady} of {n} learning rates"
 
 
-def learning_rate_speed(claim, sweep, by_point):
+def learning_rate_speed(claim, sweep, by_point, n_test):
     slower, faster_start, per_batch = 0, 0, []
     for batch, group in sweep.groupby("batch_size", sort=False):
         group = group[group["lr"] >= 1e-3] if (group["lr"] >= 1e-3).sum() > 1 else group
@@ -512,8 +513,8 @@ def learning_rate_speed(claim, sweep, by_point):
     n = len(per_batch)
     extra = sweep[sweep["lr"] < 1e-3]
     tiny = "".join(f" At lr {float(r.lr):g} (batch {int(r.batch_size)}) the test accuracy is "
-                   f"{percent(r.final_test_acc)} after {int(by_point[r.point]['epoch'].iloc[-1])} epochs."
-                   for r in extra.itertuples())
+                   f"{with_interval(measured(r.final_test_acc, n_test))} after "
+                   f"{int(by_point[r.point]['epoch'].iloc[-1])} epochs." for r in extra.itertuples())
     word = "holds" if slower == n and faster_start == n else "partly" if slower or faster_start else "differs"
     evidence = (f"The first epoch at {percent(TARGET_TEST_ACCURACY, 0)} test accuracy: " + "; ".join(per_batch)
                 + f". The highest learning rate has the lowest training loss after the first epoch at "
@@ -600,9 +601,10 @@ def problem_4(claims, seed, official, attack_step):
         ours = measured(transfer_sets.loc[kind, f"{receiver}_accuracy"], n)
         theirs = seed["transfer"][kind]
         found[kind]["transfer"] = ours
+        own = measured(transfer_sets.loc[kind, f"{source}_accuracy"], n)
         worded.append(f"{kind}: {model_name(receiver)} classifies {with_interval(ours)} correctly, {model_name(source)} "
-                      f"{percent(float(transfer_sets.loc[kind, f'{source}_accuracy']))}; "
-                      f"{against(ours, theirs['accuracy'], 'the seed’s ' + percent(theirs['accuracy']) + ' on ' + format(theirs['images'], ',') + ' images')}")
+                      f"{with_interval(own)}; "
+                      f"{against(ours, theirs['accuracy'], 'the seed’s figure on ' + format(theirs['images'], ',') + ' images')}")
     higher = all(found[k]["transfer"]["low"] > seed["transfer"][k]["accuracy"] for k in found)
     within = all(compare(found[k]["transfer"]["low"], found[k]["transfer"]["high"], seed["transfer"][k]["accuracy"])
                  == "inside" for k in found)
@@ -623,8 +625,9 @@ def problem_4(claims, seed, official, attack_step):
     word = "holds" if untargeted["low"] > 0.5 and source_acc == 0 else "partly" if untargeted["accuracy"] > source_acc else "differs"
     blocks.append(html.claim(
         claims["not_universal"]["section"], claims["not_universal"]["text"],
-        f"{model_name(source)} classifies {percent(source_acc)} of its own untargeted adversarial images, "
-        f"{model_name(receiver)} {with_interval(untargeted)}.",
+        f"On {model_name(source)}'s own untargeted adversarial images, {model_name(source)} classifies "
+        f"{with_interval(measured(source_acc, untargeted['images']))} correctly and {model_name(receiver)} "
+        f"{with_interval(untargeted)}.",
         word, "the images fool the model they were made on, and mostly only that one." if word == "holds" else
         "the images transfer to the other model more than the seed says."))
     linf = found["untargeted"]["median_linf"]

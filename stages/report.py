@@ -200,7 +200,7 @@ def read_observations():
     return found
 
 
-def steps_text(steps, max_steps):
+def steps_text(steps):
     return "did not reach it" if steps is None or math.isnan(steps) else f"{int(steps):,} steps"
 
 
@@ -212,7 +212,7 @@ def problem_1(claims):
                   f"[{seed['b_min']:g}, {seed['b_max']:g}], step {seed['step']:g}, x = {x:g}")
     per_b = ("equals ∂L/∂w (∂L/∂b = ∂L/∂w / x with x = 1), so only ∂/∂w is drawn" if x == 1 else
              f"is ∂L/∂w divided by x = {x:g}: the same surface scaled, so only ∂/∂w is drawn")
-    blocks, summary = [], None
+    blocks = []
 
     # 1.6: loss values
     fractions = [(s["target"], s["ce_gt_l2_fraction"]) for s in (seed, label)]
@@ -244,8 +244,8 @@ def problem_1(claims):
              f"against the label y = {descent['target']:g}")
     descent_words = (f"Trained by gradient descent (learning rate {descent['lr']:g}) on the one example from the same "
                      f"confidently wrong start {start}, the neuron reaches |S - y| ≤ {descent['target_error']:g} "
-                     f"after {steps_text(steps_ce, descent['max_steps'])} with cross-entropy and "
-                     f"{steps_text(steps_l2, descent['max_steps'])} with L2 (at most {int(descent['max_steps']):,}).")
+                     f"after {steps_text(steps_ce)} with cross-entropy and "
+                     f"{steps_text(steps_l2)} with L2 (at most {int(descent['max_steps']):,}).")
     ratio = (f" Cross-entropy needs {steps_l2 / steps_ce:.0f} times fewer steps." if learned and not math.isnan(steps_l2)
              else "")
     blocks.append(html.claim(
@@ -275,15 +275,15 @@ def problem_1(claims):
         f"|x| = {abs(x):g}. At y = {seed['target']:g} no output is wrong by more than 0.5, which is why the seed's "
         "setting hides this.",
         word, ("L2's gradient vanishes where the neuron is confidently wrong, cross-entropy's tends to |x|"
-               + (f"; hence L2's {steps_text(steps_l2, descent['max_steps'])} against cross-entropy's "
-                  f"{steps_text(steps_ce, descent['max_steps'])} above." if learned else ".")
+               + (f"; hence L2's {steps_text(steps_l2)} against cross-entropy's "
+                  f"{steps_text(steps_ce)} above." if learned else ".")
                if word == "holds" else "the measured plateaus do not match the seed's description."),
         figures(FIGURES_1, {"gradient_magnitudes.png": f"|∂L/∂w| of each loss against z = wx + b at the class label "
                                                        f"y = {label['target']:g} (x = {x:g}), log scale",
                             "class_label.png": f"The loss and gradient surfaces at the class label "
                                                f"y = {label['target']:g} ({grid_words})"})))
     summary = ("Problem 1 (1.6)", "cross-entropy's larger gradient learns faster; L2's is flat at the ends",
-               f"{steps_text(steps_ce, 0)} (cross-entropy) vs {steps_text(steps_l2, 0)} (L2) from the same "
+               f"{steps_text(steps_ce)} (cross-entropy) vs {steps_text(steps_l2)} (L2) from the same "
                f"wrong start; |∂L2/∂w| = {label['wrong_end_abs_l2_grad_w']:.1e} vs |∂CE/∂w| = "
                f"{label['wrong_end_abs_ce_grad_w']:.3f} there", word)
     return "<h2>1. Loss surfaces of a sigmoid neuron</h2>" + "".join(blocks), summary

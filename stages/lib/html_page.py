@@ -8,7 +8,6 @@ import html
 import io
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -61,13 +60,8 @@ def figure_element(uri, caption, width=None, css_class="figure"):
 
 
 def figure(path, caption, width=None):
-    """A <figure> with the image inlined: PNGs re-encoded by image_uri, GIFs as they are."""
-    path = Path(path)
-    if path.suffix == ".png":
-        uri = image_uri(Image.open(path))
-    else:
-        uri = f"data:image/gif;base64,{base64.b64encode(path.read_bytes()).decode()}"
-    return figure_element(uri, caption, width)
+    """A <figure> with the image file at path inlined by image_uri."""
+    return figure_element(image_uri(Image.open(path)), caption, width)
 
 
 def row_strips(path, white=250):

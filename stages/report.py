@@ -428,7 +428,7 @@ def problem_3(claims, seed, models, n_test):
                                     "scale": {"type": "log", "nice": False}},
                               "color": {"field": "point", "type": "nominal", "title": "point",
                                         "scale": {"domain": order,
-                                                  "scheme": "category10" if len(order) <= 10 else "tableau20"},
+                                                  "scheme": "tableau10" if len(order) <= 10 else "tableau20"},
                                         "sort": order, "legend": {"orient": "bottom", "columns": 5,
                                                                   "labelLimit": 200}},
                               "tooltip": [{"field": "point"}, {"field": "epoch"}, {"field": "measure"},

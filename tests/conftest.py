@@ -1,7 +1,10 @@
 """Shared helpers: small MNIST-format data the tests make, params files, running a stage's CLI."""
 import copy
 import gzip
+import html
+import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -221,3 +224,32 @@ def assert_not_blank(screenshot):
 
     image = Image.open(screenshot).convert("L")
     assert ImageStat.Stat(image).stddev[0] > 5, "the screenshot is blank"
+
+
+CHART_CHECK = ROOT / "tests/chart_check.js"
+
+
+def charts_drawn(page, workdir):
+    """(What each chart of an HTML page drew, screenshot path): per vegaEmbed call, {chart, items,
+    distinct_x} (the data marks' items with finite coordinates, their distinct x positions) or {chart,
+    error}; from headless Chromium with tests/chart_check.js injected after the page's first script, the
+    Vega bundle."""
+    text = Path(page).read_text()
+    end = text.index("</script>") + len("</script>")
+    checked = Path(workdir) / "chart-check.html"
+    checked.write_text(text[:end] + "<script>" + CHART_CHECK.read_text() + "</script>" + text[end:])
+    dom, screenshot = render_offline(checked, Path(workdir))
+    found = re.findall(r'<pre id="chart-check">(.*?)</pre>', dom, re.S)
+    assert found, "the chart check wrote nothing: the page's scripts did not run"
+    return json.loads(html.unescape(found[-1])), screenshot
+
+
+def assert_every_chart_drew(page, workdir):
+    """Every chart of the page drew data marks at two or more x positions, and the page is not blank."""
+    charts, screenshot = charts_drawn(page, workdir)
+    calls = len(re.findall(r"vegaEmbed\('#", Path(page).read_text()))
+    assert calls and len(charts) == calls, f"{page}: {len(charts)} of {calls} charts rendered"
+    empty = [c for c in charts if "error" in c or c["items"] == 0 or c["distinct_x"] < 2]
+    assert not empty, f"{page}: charts that drew no data: {empty}"
+    assert_not_blank(screenshot)
+    return charts

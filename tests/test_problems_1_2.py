@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-from stages.lib.surfaces import analytic, autograd_gradients, grid
+from stages.lib.surfaces import analytic, autograd_gradients, descend, gradient_magnitudes, grid, observations
 from stages.lib.xor import first_solved_epoch, train_xor, xor_init
 from stages.xor import read_params as read_xor_params
 from tests.conftest import ROOT, files_under, params_with, run_main, write_params
@@ -40,14 +40,63 @@ def test_loss_surfaces_stage_outputs(tmp_path):
     write_params(tmp_path, params_with(**{"loss_surfaces.step": 0.5}))
     run_main("loss_surfaces", cwd=tmp_path)
     metrics = json.loads((tmp_path / "metrics/loss_surfaces.json").read_text())
-    assert metrics["ce_gt_l2_fraction"] == 1.0
-    assert metrics["flat_fraction_l2_grad_w"] > metrics["flat_fraction_ce_grad_w"]
-    observed = pd.read_csv(tmp_path / "plots/loss_surfaces/observations.csv").set_index("observation")["value"]
-    assert observed["max_abs_ce_grad_w"] > observed["max_abs_l2_grad_w"]
-    assert observed["grid_points"] == 21 * 21 and observed["max_analytic_autograd_diff"] < 1e-6
-    assert observed["ce_gt_l2_fraction"] == metrics["ce_gt_l2_fraction"]
-    assert len(pd.read_csv(tmp_path / "plots/loss_surfaces/grid.csv")) == 7 * 21 * 21
-    assert "plots/loss_surfaces/figures/all.png" in files_under(tmp_path)
+    observed = pd.read_csv(tmp_path / "plots/loss_surfaces/observations.csv").set_index(["setting", "observation"])["value"]
+    assert len(metrics) <= 4
+    # at the class label, where the neuron is most wrong: |dL2/dw| vanishes, |dCE/dw| is |x| = 1
+    assert metrics["wrong_end_abs_l2_grad_w"] < 1e-3 and abs(metrics["wrong_end_abs_ce_grad_w"] - 1) < 1e-3
+    assert observed["class_label", "wrong_end_output"] < 1e-3
+    # cross-entropy learns from the confidently wrong start in far fewer steps
+    assert 0 < metrics["descent_steps_ce"] * 10 < metrics["descent_steps_l2"]
+    assert observed["descent", "steps_l2"] == metrics["descent_steps_l2"]
+    for setting in ("seed_target", "class_label"):
+        assert observed[setting, "ce_gt_l2_fraction"] == 1.0
+        assert observed[setting, "plateau_fraction_l2_grad_w"] > 0 == observed[setting, "plateau_fraction_ce_grad_w"]
+        assert observed[setting, "grid_points"] == 21 * 21 and observed[setting, "max_analytic_autograd_diff"] < 1e-6
+    assert len(pd.read_csv(tmp_path / "plots/loss_surfaces/grid.csv")) == (5 + 4) * 21 * 21
+    descent = pd.read_csv(tmp_path / "plots/loss_surfaces/descent.csv")
+    for loss, steps in (("l2", metrics["descent_steps_l2"]), ("ce", metrics["descent_steps_ce"])):
+        run = descent[descent["loss"] == loss]
+        assert run["step"].iloc[-1] == steps and run["error"].iloc[-1] <= 0.1 < run["error"].iloc[-2]
+    assert [f for f in files_under(tmp_path) if "/figures/" in f] == [
+        f"plots/loss_surfaces/figures/{name}.png" for name in ("class_label", "descent", "gradient_magnitudes",
+                                                                "seed_target")]
+
+
+@pytest.mark.parametrize("x, label", [(1.0, 1), (1.0, 0), (-2.0, 1), (0.5, 0)])
+def test_confidently_wrong_l2_gradient_vanishes_while_cross_entropy_tends_to_x(x, label):
+    z = torch.tensor([-30.0, -15.0, 15.0, 30.0], dtype=torch.float64)
+    magnitudes = gradient_magnitudes(z, x, label)
+    wrong = z < 0 if label == 1 else z > 0
+    assert (magnitudes["l2"][wrong] < 1e-5).all()
+    assert torch.allclose(magnitudes["ce"][wrong], torch.full((2,), abs(x), dtype=torch.float64), atol=1e-6)
+    # on the right side both vanish: there is nothing left to learn
+    assert (magnitudes["l2"][~wrong] < 1e-5).all() and (magnitudes["ce"][~wrong] < 1e-5).all()
+
+
+def test_plateaus_are_flat_gradients_away_from_the_minimum():
+    """At y = 0.5, dCE/dw is zero on the line w = -b (S = y, CE's minimum): flat, but not a plateau."""
+    W, B = grid((-5, 5), (-5, 5), 0.25)
+    s = analytic(W, B, 1.0, 0.5)
+    found = observations(s, autograd_gradients(W, B, 1.0, 0.5), 0.5, flat_threshold=1e-3, wrong_by=0.25)
+    assert (s["ce_grad_w"].abs() < 1e-3).double().mean().item() == 41 / 1681  # the minimum line
+    assert found["plateau_fraction_ce_grad_w"] == 0.0
+    l2_flat_ends = (s["l2_grad_w"].abs() < 1e-3) & ((s["sigmoid"] - 0.5).abs() >= 0.25)
+    assert found["plateau_fraction_l2_grad_w"] == l2_flat_ends.double().mean().item() > 0.05
+
+
+@pytest.mark.parametrize("x, label, start", [(1.0, 1, (-4.0, -4.0)), (1.0, 0, (3.0, 3.0)), (-2.0, 1, (3.0, 0.0))])
+def test_cross_entropy_reaches_the_target_first_from_a_confidently_wrong_start(x, label, start):
+    runs = {loss: descend(loss, x, label, start, lr=0.5, max_steps=100_000, target_error=0.1) for loss in ("l2", "ce")}
+    (l2_errors, l2_steps), (ce_errors, ce_steps) = runs["l2"], runs["ce"]
+    assert ce_steps is not None and l2_steps is not None and 10 * ce_steps < l2_steps
+    for errors, steps in ((l2_errors, l2_steps), (ce_errors, ce_steps)):
+        assert len(errors) == steps + 1 and errors[-1] <= 0.1 < errors[-2]
+        assert all(later <= earlier for earlier, later in zip(errors, errors[1:]))
+
+
+def test_descent_that_misses_the_target_says_so():
+    errors, steps = descend("l2", 1.0, 1, (-8.0, -8.0), lr=0.5, max_steps=50, target_error=0.1)
+    assert steps is None and len(errors) == 51 and errors[-1] > 0.99
 
 
 def xor_run(p, activation, seeds):

@@ -1,11 +1,20 @@
 """The self-contained HTML pieces of the report and of the offline `dvc plots` template."""
 import base64
+import html as htmllib
 import io
+import json
+import re
 
+import numpy as np
+import pandas as pd
+import pytest
 from PIL import Image
 
 from stages.lib import html_page as report
-from tests.conftest import assert_no_network_references
+from stages.lib.params import read_yaml
+from stages.lib.stats import compare, interval
+from tests.conftest import ROOT, assert_clean_failure, assert_no_network_references, run_main, run_stage
+from tests.robustness_layout import CURVES, IMAGES, outputs_copy
 
 
 def test_the_dvc_template_inlines_the_libraries_and_drops_the_cdn_placeholder():
@@ -37,4 +46,114 @@ def test_a_figure_is_inlined_smaller_with_a_palette(tmp_path):
 def test_tables_escape_and_format_their_cells():
     html = report.table([{"name": "<b>", "value": 0.123456789, "flag": True, "missing": None, "empty": float("nan")}])
     assert "<th>name</th>" in html and "&lt;b&gt;" in html
-    assert "<td>0.1235</td>" in html and "<td>yes</td>" in html and html.count("<td>—</td>") == 2
+    assert '<td class="num">0.1235</td>' in html and '<td class="short">yes</td>' in html
+    assert html.count("<td>—</td>") == 2
+
+
+def test_field_names_are_escaped_for_vega_lite():
+    assert report.field("epsilon ([0, 1] units)") == "epsilon (\\[0, 1\\] units)"
+    assert report.field("a.b") == "a\\.b" and report.field("accuracy") == "accuracy"
+
+
+def test_a_gallery_is_cut_into_its_rows(tmp_path):
+    import torch
+
+    from stages.lib.plotting import adversarial_gallery
+
+    torch.manual_seed(0)
+    examples = [{"original": torch.rand(28, 28) * 2 - 1, "adversarial": torch.rand(28, 28) * 2 - 1,
+                 "title": f"index {i}: true {i}, predicted {i + 1}"} for i in range(3)]
+    adversarial_gallery(examples, tmp_path / "gallery.png")
+    whole = Image.open(tmp_path / "gallery.png")
+    strips = report.row_strips(tmp_path / "gallery.png")
+    assert len(strips) == 3 and sum(s.height for s in strips) == whole.height
+    for strip in strips:  # each row: its title lines on white above its images, blank rows between
+        rows = np.asarray(strip.convert("L")).min(axis=1)
+        assert rows[0] >= 250 and rows[-1] >= 250 and (rows < 100).sum() > strip.height / 2
+
+
+def visible_text(page):
+    """The page's words: no scripts, no tags, no inlined images."""
+    page = re.sub(r"<script.*?</script>", " ", page, flags=re.S)
+    page = re.sub(r"<style.*?</style>", " ", page, flags=re.S)
+    return htmllib.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = outputs_copy(tmp_path_factory.mktemp("outputs"))
+    run_main("report", cwd=root)
+    return root, (root / "report/index.html").read_text()
+
+
+def test_every_claim_of_the_seed_appears_once_in_its_order_after_the_findings(built):
+    _, page = built
+    text = " ".join(visible_text(page).split())
+    claims = read_yaml(ROOT / "reference/seed.yaml")["claims"]
+    places = []
+    for name, claim in claims.items():
+        quoted = f"The seed, {claim['section']}: “{' '.join(claim['text'].split())}”"
+        assert text.count(quoted) == 1, name
+        places.append(text.index(quoted))
+    assert places == sorted(places) and text.index("Findings") < places[0]
+    assert text.count("Holds") + text.count("Differs") >= len(claims) + 6  # a verdict per claim, six in the box
+
+
+def test_labels_are_words_and_epsilon_has_one_unit(built):
+    _, page = built
+    text = visible_text(page)
+    assert not re.findall(r"\b[a-z0-9]+_[a-z0-9_]+\b", text)  # no internal key or file stem
+    assert ".png" not in text and ".gif" not in text
+    for place in (m.start() for m in re.finditer(r"\[-1, 1\]", text)):  # the models' units, always named so
+        assert "models" in text[place - 30:place], text[place - 60:place + 20]
+    assert "ε is in [0, 1] pixel units throughout" in text
+
+
+def test_section_5_shows_its_threat_model_and_each_anchor_against_the_interval(built):
+    _, page = built
+    text = " ".join(visible_text(page).split())
+    assert "PGD, 50 steps of 0.01 ([0, 1] units), 10 restarts from random starts" in text
+    assert "AutoAttack (standard: apgd-ce, apgd-t, fab-t, square) at ε = 0.3" in text
+    worst = interval(CURVES["adversarial_training"]["worst"][3], IMAGES["adversarial_training"])
+    places = [compare(worst["low"], worst["high"], a["accuracy"])
+              for a in read_yaml(ROOT / "reference/anchors.yaml")["anchors"]]
+    assert (f"{places.count('inside')} lie inside our interval, {places.count('above')} above it and "
+            f"{places.count('below')} below it") in text
+    assert f"ε = 0.3: 91.2 % of 3,500 images (95 % Wilson interval {100 * worst['low']:.1f}–" in text
+
+
+def test_the_verdicts_follow_the_numbers(tmp_path):
+    curves = {**CURVES, "adversarial_training": {**CURVES["adversarial_training"],
+                                                 "worst": (0.986, 0.9, 0.5, 0.3, 0.0)}}
+    root = outputs_copy(tmp_path, curves)
+    observations = pd.read_csv(root / "plots/loss_surfaces/observations.csv")
+    steps = observations["observation"].isin(["steps_l2", "steps_ce"]) & (observations["setting"] == "descent")
+    observations.loc[steps, "value"] = observations.loc[steps, "value"].values[::-1]  # L2 first, CE last
+    observations.to_csv(root / "plots/loss_surfaces/observations.csv", index=False)
+    run_main("report", cwd=root)
+    text = " ".join(visible_text((root / "report/index.html").read_text()).split())
+    assert re.search(r"Holds in part ?: it gains robustness, but keeps less than half the images at the top budget",
+                     text)
+    assert "0 lie inside our interval, 5 above it and 0 below it" in text
+    assert "Cross-entropy needs" not in text and not re.search("Holds ?: the larger gradient learns faster", text)
+    assert re.search("Holds in part ?: the measured gradients or step counts do not both favour cross-entropy", text)
+
+
+def drop_pgd_restarts(root):
+    path = root / "plots/robustness/model2.json"
+    about = json.loads(path.read_text())
+    del about["attacks"]["pgd"]["restarts"]
+    path.write_text(json.dumps(about))
+
+
+@pytest.mark.parametrize("damage, needle", [
+    (lambda root: (root / "plots/robustness/retrain.json").unlink(), "plots/robustness/retrain.json: not found"),
+    (drop_pgd_restarts, "plots/robustness/model2.json: missing key 'attacks.pgd.restarts'"),
+    (lambda root: (root / "reference/anchors.yaml").write_text(
+        (root / "reference/anchors.yaml").read_text().replace("accuracy: 0.896", "accuracy: 89.6")),
+     "reference/anchors.yaml: 'anchors[0].accuracy' must be less than or equal to 1"),
+])
+def test_a_missing_or_malformed_input_is_one_error_line(tmp_path, damage, needle):
+    root = outputs_copy(tmp_path)
+    damage(root)
+    assert_clean_failure(run_stage("report", cwd=root), needle)

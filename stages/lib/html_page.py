@@ -6,10 +6,10 @@ libraries), never from a CDN.
 import base64
 import html
 import io
-import math
 import json
-from pathlib import Path
+import math
 
+import numpy as np
 from PIL import Image
 
 VEGA_LITE_VERSION = "5.21"  # the Vega-Lite 5 line, which reads DVC's v5 specs unchanged
@@ -41,24 +41,49 @@ def dvc_plots_template(javascript, versions):
             "    <style>table { border-spacing: 15px; }</style>\n</head>\n<body>\n    {plot_divs}\n</body>\n</html>\n")
 
 
-def figure(path, caption, width=None):
-    """A <figure> with the image inlined: PNGs re-encoded with a 256-colour palette (a fraction of the
-    size, no visible change for these plots), GIFs as they are."""
-    path = Path(path)
-    data, mime = path.read_bytes(), "image/gif"
-    if path.suffix == ".png":
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-        if image.width > MAX_FIGURE_WIDTH:
-            image = image.resize((MAX_FIGURE_WIDTH, round(image.height * MAX_FIGURE_WIDTH / image.width)),
-                                 Image.LANCZOS)
-        buffer = io.BytesIO()
-        image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
-            buffer, format="PNG", compress_level=9)
-        data, mime = buffer.getvalue(), "image/png"
-    uri = f"data:{mime};base64,{base64.b64encode(data).decode()}"
+def image_uri(image):
+    """A PIL image as a PNG data URI with a 256-colour palette (a fraction of the size, no visible change
+    for these plots), scaled down to MAX_FIGURE_WIDTH."""
+    image = image.convert("RGB")
+    if image.width > MAX_FIGURE_WIDTH:
+        image = image.resize((MAX_FIGURE_WIDTH, round(image.height * MAX_FIGURE_WIDTH / image.width)), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+        buffer, format="PNG", compress_level=9)
+    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+
+def figure_element(uri, caption, width=None, css_class="figure"):
     style = f' style="width: {width}px"' if width else ""
-    return (f'<figure{style}><img src="{uri}" alt="{html.escape(caption)}">'
+    return (f'<figure class="{css_class}"{style}><img src="{uri}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def figure(path, caption, width=None):
+    """A <figure> with the image file at path inlined by image_uri."""
+    return figure_element(image_uri(Image.open(path)), caption, width)
+
+
+def row_strips(path, white=250):
+    """A figure of rows of panels (each row: its title lines, then its images) cut into one image per
+    row: each cut lies in the blank band after a row's images (the tall runs of non-blank lines)."""
+    image = Image.open(path).convert("RGB")
+    blank = np.asarray(image.convert("L")).min(axis=1) >= white
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], blank.astype(np.int8), [1]])))
+    runs = list(zip(edges[::2], edges[1::2]))  # [begin, end) of each run of non-blank lines
+    tallest = max(end - begin for begin, end in runs)
+    image_ends = [end for begin, end in runs if end - begin > tallest / 2]
+    cuts = [0] + [(end + min(b for b, _ in runs if b >= end)) // 2 for end in image_ends[:-1]] + [image.height]
+    return [image.crop((0, top, image.width, bottom)) for top, bottom in zip(cuts, cuts[1:])]
+
+
+def cell_class(value):
+    """Numbers right-aligned; short text kept on one line; an empty cell plain."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return ' class="num"'
+    return ' class="short"' if len(str(value)) <= 24 else ""
 
 
 def cell(value):
@@ -75,7 +100,8 @@ def table(rows, columns=None):
     """An HTML table of dicts (columns: their keys, in order, unless given)."""
     columns = columns or (list(rows[0]) if rows else [])
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(row.get(c))}</td>" for c in columns) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td{cell_class(row.get(c))}>{cell(row.get(c))}</td>" for c in columns) + "</tr>"
+                   for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -86,25 +112,58 @@ def chart(name, spec):
             f"<script>vegaEmbed('#chart-{name}', {json.dumps(spec)}, {{actions: false}});</script>")
 
 
-def line_chart(name, rows, x, y, color, title, log_y=False):
-    """Lines of y over x, one per value of `color`, from a list of dicts (data inline)."""
-    return chart(name, {
-        "title": title, "width": 520, "height": 300, "data": {"values": rows}, "mark": {"type": "line", "point": True},
-        "encoding": {"x": {"field": x, "type": "quantitative"},
-                     "y": {"field": y, "type": "quantitative", **({"scale": {"type": "log"}} if log_y else {})},
-                     "color": {"field": color, "type": "nominal"},
-                     "tooltip": [{"field": color}, {"field": x}, {"field": y}]}})
+def field(name):
+    """A column name as a Vega-Lite field: `.`, `[` and `]` escaped, which Vega-Lite would otherwise read
+    as a path into the datum (so `epsilon ([0, 1] units)` would be undefined in every row)."""
+    return "".join("\\" + c if c in ".[]\\" else c for c in name)
+
+
+def line_chart(name, rows, x, y, color, title, log_y=False, color_order=None, dash=None, dash_order=None):
+    """Lines of y over x, one per value of `color` (in color_order when given, one colour each), from a
+    list of dicts (data inline); the y axis fits the data (not from 0); `dash` a column drawn as line
+    styles (the first of dash_order solid)."""
+    order = {"scale": {"domain": color_order}, "sort": color_order} if color_order else {}
+    encoding = {"x": {"field": field(x), "type": "quantitative", "title": x},
+                "y": {"field": field(y), "type": "quantitative", "title": y,
+                      "scale": {"type": "log", "nice": False} if log_y else {"zero": False}},
+                "color": {"field": field(color), "type": "nominal", "title": color, **order},
+                "tooltip": [{"field": field(c), "title": c} for c in (color, dash, x, y) if c]}
+    if dash:
+        encoding["strokeDash"] = {"field": field(dash), "type": "nominal", "title": dash,
+                                  **({"scale": {"domain": dash_order}, "sort": dash_order} if dash_order else {})}
+    return chart(name, {"title": title, "width": 520, "height": 300, "data": {"values": rows},
+                        "mark": {"type": "line", "point": True}, "encoding": encoding})
 
 
 PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.8em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #ccc; padding: .3em .6em; }
-th { background: #f3f3f3; } td { text-align: right; } td:first-child { text-align: left; }
+th { background: #f3f3f3; } td { vertical-align: top; } td.num { text-align: right; } td.short { white-space: nowrap; }
 figure { display: inline-block; margin: .5em; vertical-align: top; } figcaption { font-size: .85em; color: #555; }
 img { max-width: 100%; } .chart { display: inline-block; margin: .5em; }
 .banner { background: #f6f8fa; border: 1px solid #ddd; padding: .8em 1em; }
+.findings { background: #fffbea; border: 1px solid #e6d9a2; padding: .6em 1em; }
+.findings table { background: white; } .findings td { text-align: left; }
+.claim { border-left: 4px solid #ccc; padding: .2em 1em; margin: 1.2em 0; }
+.seed { font-style: italic; } .holds { color: #1a6b2a; } .differs { color: #a33; } .partly { color: #8a5a00; }
+figure.strip { display: block; border: 1px solid #ccc; padding: .3em; margin: .6em 0; width: 560px; }
 """
+
+
+VERDICT_WORDS = {"holds": "Holds", "partly": "Holds in part", "differs": "Differs"}
+
+
+def verdict(word):
+    """The verdict word, coloured by what it says: holds, partly or differs."""
+    return f'<b class="{word}">{VERDICT_WORDS[word]}</b>'
+
+
+def claim(section, text, evidence, word, why, shown=""):
+    """One of the seed's observations: its words (with its section), the evidence (sentences, then the
+    figures or charts in `shown`) and the verdict with its reason."""
+    return (f'<div class="claim"><p class="seed">The seed, {html.escape(section)}: “{html.escape(text)}”</p>'
+            f"<p><b>Evidence.</b> {evidence}</p>{shown}<p>{verdict(word)}: {why}</p></div>")
 
 
 def page(title, body, scripts):

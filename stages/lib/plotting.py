@@ -41,6 +41,42 @@ def surfaces_side_by_side(W, B, surfaces, names, titles, path):
     _save(fig, path)
 
 
+def gradient_magnitudes(z, magnitudes, x, label, path):
+    """|∂L/∂w| of L2 and cross-entropy against z = wx + b at a class label, on a log axis: the side where
+    the neuron is wrong shaded, and |x|, where |∂CE/∂w| tends there, dashed."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    wrong = (z < 0) if label == 1 else (z > 0)
+    ax.axvspan(z[wrong].min().item(), z[wrong].max().item(), color="tab:red", alpha=0.08,
+               label=f"wrong side (S on the far side of 0.5 from y = {label})")
+    for loss, name in (("l2", "L2"), ("ce", "cross-entropy")):
+        ax.plot(z.numpy(), magnitudes[loss].numpy(), label=f"|∂{name}/∂w|")
+    ax.axhline(abs(x), color="k", linestyle="--", linewidth=1, label=f"|x| = {abs(x):g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("z = wx + b")
+    ax.set_ylabel("|∂L/∂w|")
+    ax.set_title(f"gradient magnitude at the class label y = {label}, x = {x:g}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower center")
+    _save(fig, path)
+
+
+def descent_curves(errors, steps, target_error, path):
+    """|S - y| over the gradient-descent steps of each loss (loss -> list of errors; loss -> the step that
+    reached the target, or None), on log axes, with the target error dashed."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for loss, name in (("l2", "L2"), ("ce", "cross-entropy")):
+        reached = f"target after {steps[loss]:,} steps" if steps[loss] is not None else "target not reached"
+        ax.plot(np.arange(1, len(errors[loss]) + 1), errors[loss], label=f"trained with {name}: {reached}")
+    ax.axhline(target_error, color="k", linestyle="--", linewidth=1, label=f"target |S - y| = {target_error:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("gradient-descent step + 1")
+    ax.set_ylabel("|S - y|")
+    ax.set_title("the same neuron from the same confidently wrong start")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 # --- Problem 2 -------------------------------------------------------------------------------------
 
 def _probability_map(params, activation, resolution=101):

@@ -1,0 +1,95 @@
+"""What a recompute on another machine moves: reruns stages with another torch thread count (float
+reductions in another order, as on another CPU) in a scratch copy of the project and compares every
+committed output they write with the committed one.
+
+    python benchmarks/thread_drift.py --threads 1 --stages attack@untargeted attack@targeted train@model1
+
+For each stage: its wall time, then per output file whether its bytes are the same; for a changed CSV,
+how many rows differ and the largest change per column; for a metrics file, each value that moved.
+Needs data/mnist (make repro) and the committed models; writes nothing in the working tree.
+"""
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stage_commands():
+    """{stage name: (command, [committed output paths])} of dvc.yaml, as DVC resolves it."""
+    from dvc.repo import Repo
+
+    stages = {}
+    for stage in Repo(str(ROOT)).index.stages:
+        outs = [str(o.def_path) for o in stage.outs if not o.use_cache]
+        stages[stage.name] = (stage.cmd, outs)
+    return stages
+
+
+def compare_csv(before, after):
+    """(rows that differ, {column: largest absolute change}) of two tables of one shape."""
+    if before.shape != after.shape or list(before.columns) != list(after.columns):
+        return None, {}
+    numeric = [c for c in before.columns if pd.api.types.is_numeric_dtype(before[c])]
+    changed = ~((before == after) | (before.isna() & after.isna())).all(axis=1)
+    return int(changed.sum()), {c: float((before[c] - after[c]).abs().max()) for c in numeric
+                                if not before[c].equals(after[c])}
+
+
+def compare(path, scratch):
+    ours, theirs = ROOT / path, scratch / path
+    if ours.is_dir():
+        return [line for name in sorted(p.relative_to(ROOT) for p in ours.rglob("*") if p.is_file())
+                for line in compare(name, scratch)]
+    if ours.read_bytes() == theirs.read_bytes():
+        return [f"  {path}: the same bytes"]
+    if ours.suffix == ".csv":
+        rows, moved = compare_csv(pd.read_csv(ours), pd.read_csv(theirs))
+        detail = ", ".join(f"{c} by at most {v:.3g}" for c, v in moved.items())
+        return [f"  {path}: {rows} of {len(pd.read_csv(ours))} rows differ" + (f" ({detail})" if detail else "")]
+    if ours.suffix == ".json":
+        a, b = json.loads(ours.read_text()), json.loads(theirs.read_text())
+        moved = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)} if isinstance(a, dict) else {"": (a, b)}
+        return [f"  {path}: " + ", ".join(f"{k} {x} -> {y}" for k, (x, y) in moved.items())]
+    return [f"  {path}: other bytes"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, required=True, help="the thread count of the recompute")
+    parser.add_argument("--stages", nargs="+", required=True, help="stage names as `dvc stage list` gives them")
+    args = parser.parse_args()
+    commands = stage_commands()
+    unknown = [s for s in args.stages if s not in commands]
+    if unknown:
+        sys.exit(f"error: unknown stage {unknown[0]}; see `dvc stage list`")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        for name in ("stages", "reference"):
+            shutil.copytree(ROOT / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("data", "models"):
+            shutil.copytree(ROOT / name, scratch / name)
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        (scratch / "params.yaml").write_text(yaml.safe_dump({**params, "threads": args.threads}, sort_keys=False))
+        print(f"threads {args.threads} (the committed results: the machine's default)")
+        for name in args.stages:
+            command, outs = commands[name]
+            began = time.perf_counter()
+            subprocess.run(shlex.split(command.replace("python", shlex.quote(sys.executable), 1)), cwd=scratch,
+                           check=True, capture_output=True, env={"PYTHONPATH": str(scratch), "PATH": "/usr/bin:/bin"})
+            print(f"{name}: {time.perf_counter() - began:.0f} s")
+            for out in outs:
+                print("\n".join(compare(out, scratch)))
+
+
+if __name__ == "__main__":
+    main()

@@ -70,7 +70,6 @@ class ThreatModel(BaseModel):
 
 class Images(BaseModel):
     count: Count
-    source: str
     selection: str
     seed: int
 
@@ -79,7 +78,7 @@ class Pgd(BaseModel):
     steps: Count
     step_size: float
     restarts: Count
-    random_start: bool
+    random_start: bool | str  # whether, or how, each restart starts at random
 
 
 class SeedAttack(BaseModel):
@@ -677,13 +676,14 @@ def threat_model(models):
     threat, attacks = first["threat_model"], first["attacks"]
     pgd, seed_attack, auto = attacks["pgd"], attacks["seed_attack"], attacks["autoattack"]
     rows = [{"model": model_name(name), "images": f"{m['about']['images']['count']:,}",
-             "drawn from": m["about"]["images"]["source"], "selection": m["about"]["images"]["selection"],
-             "seed": m["about"]["images"]["seed"]} for name, m in models.items()]
+             "selection": m["about"]["images"]["selection"], "seed": m["about"]["images"]["seed"]}
+            for name, m in models.items()]
+    start = pgd["random_start"]
+    starts = "" if start is False else " from random starts" + (f" ({start})" if isinstance(start, str) else "")
     versions = ", ".join(f"{k} {v}" for k, v in first["versions"].items())
     return ("<h3>Threat model</h3><p>" + f"{threat['norm'].replace('inf', '∞')} attacks of budget ε = "
-            + ", ".join(f"{e:g}" for e in threat["epsilon"]) + f" ({threat['epsilon_units']}; the models see [-1, 1], "
-            f"where each is twice as large). FGSM; PGD, {pgd['steps']} steps of {pgd['step_size']:g} "
-            f"([0, 1] units), {pgd['restarts']} restarts{' from random starts' if pgd.get('random_start') else ''}; the "
+            + ", ".join(f"{e:g}" for e in threat["epsilon"]) + f" ({threat['epsilon_units']}). FGSM; PGD, "
+            f"{pgd['steps']} steps of {pgd['step_size']:g} ([0, 1] units), {pgd['restarts']} restarts{starts}; the "
             f"seed's attack, steps of {seed_attack['step_size_model_units']:g} in the models' [-1, 1] units (at most "
             f"{seed_attack['max_steps']:,}), kept to each budget; AutoAttack ({auto['version']}: "
             f"{', '.join(auto['attacks'])}) at ε = {', '.join(f'{e:g}' for e in auto['epsilon'])}. The worst case per "

@@ -682,7 +682,7 @@ def threat_model(models):
     starts = "" if start is False else " from random starts" + (f" ({start})" if isinstance(start, str) else "")
     versions = ", ".join(f"{k} {v}" for k, v in first["versions"].items())
     return ("<h3>Threat model</h3><p>" + f"{threat['norm'].replace('inf', '∞')} attacks of budget ε = "
-            + ", ".join(f"{e:g}" for e in threat["epsilon"]) + f" ({threat['epsilon_units']}). FGSM; PGD, "
+            + ", ".join(f"{e:g}" for e in threat["epsilon"]) + f", in {threat['epsilon_units']}. FGSM; PGD, "
             f"{pgd['steps']} steps of {pgd['step_size']:g} ([0, 1] units), {pgd['restarts']} restarts{starts}; the "
             f"seed's attack, steps of {seed_attack['step_size_model_units']:g} in the models' [-1, 1] units (at most "
             f"{seed_attack['max_steps']:,}), kept to each budget; AutoAttack ({auto['version']}: "

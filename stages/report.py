@@ -70,7 +70,6 @@ class ThreatModel(BaseModel):
 
 class Images(BaseModel):
     count: Count
-    source: str
     selection: str
     seed: int
 
@@ -79,7 +78,7 @@ class Pgd(BaseModel):
     steps: Count
     step_size: float
     restarts: Count
-    random_start: bool
+    random_start: bool | str  # whether, or how, each restart starts at random
 
 
 class SeedAttack(BaseModel):
@@ -463,13 +462,15 @@ def over_fitting(claim, sweep, by_point, n_test):
     n = len(sweep)
     word = "holds" if rising and len(stagnant) == len(rising) and 2 * len(rising) >= n else "partly" if rising else "differs"
     labels = {r.point: point_label(r.batch_size, r.lr) for r in sweep.itertuples()}
-    evidence = (f"On {count_of(len(rising), n, 'points')} ({', '.join(labels[p] for p in rising) or 'none'}) the test loss "
-                f"ends at least {OVER_FIT_RISE - 1:.0%} above its minimum while the training loss keeps falling: "
+    evidence = (f"On {count_of(len(rising), n, 'points')} ({'; '.join(labels[p] for p in rising) or 'none'}) the test "
+                f"loss ends at least {100 * (OVER_FIT_RISE - 1):.0f} % above its minimum while the training loss keeps falling: "
                 f"over-fitting. On {len(stagnant)} of those {len(rising)}, the last epoch's test accuracy lies inside the "
                 f"95 % Wilson interval ({n_test:,} images) of the best epoch's: it stagnates rather than falls.")
+    falling = len(rising) - len(stagnant)
     why = ("longer training over-fits the loss while the accuracy stagnates." if word == "holds" else
-           "only some points over-fit within these epochs, or their accuracy falls beyond noise." if word == "partly"
-           else "no point over-fits within these epochs.")
+           f"{count_of(len(rising), n, 'points')} over-fit within these epochs; on "
+           + (f"{falling} of them the accuracy falls beyond noise." if falling else "those the accuracy stagnates.")
+           if word == "partly" else "no point over-fits within these epochs.")
     return html.claim(claim["section"], claim["text"], evidence, word, why), word, \
         f"{len(rising)} of {n} points over-fit"
 
@@ -497,31 +498,36 @@ def batch_stability(claim, sweep, by_point, n_test):
 
 
 def learning_rate_speed(claim, sweep, by_point, n_test):
-    slower, faster_start, per_batch = 0, 0, []
+    slower, faster_start, lowest_end, per_batch = 0, 0, 0, []
     for batch, group in sweep.groupby("batch_size", sort=False):
         group = group[group["lr"] >= 1e-3] if (group["lr"] >= 1e-3).sum() > 1 else group
         reach = []
         for r in group.sort_values("lr", ascending=False).itertuples():
             c = by_point[r.point]
             hit = c[c["test_acc"] >= TARGET_TEST_ACCURACY]
-            reach.append((float(r.lr), int(hit["epoch"].iloc[0]) if len(hit) else None, float(c["train_loss"].iloc[0])))
-        epochs = [e if e is not None else math.inf for _, e, _ in reach]
+            reach.append((float(r.lr), int(hit["epoch"].iloc[0]) if len(hit) else None, float(c["train_loss"].iloc[0]),
+                          float(c["train_loss"].iloc[-1])))
+        epochs = [e if e is not None else math.inf for _, e, _, _ in reach]
         slower += all(a <= b for a, b in zip(epochs, epochs[1:]))
-        faster_start += reach[0][2] == min(loss for _, _, loss in reach)
+        faster_start += reach[0][2] == min(first for _, _, first, _ in reach)
+        lowest_end += reach[0][3] == min(last for _, _, _, last in reach)
         per_batch.append(f"batch {int(batch)}: " + ", ".join(
-            f"lr {lr:g} {'epoch ' + str(e) if e is not None else 'never'}" for lr, e, _ in reach))
+            f"lr {lr:g} {'epoch ' + str(e) if e is not None else 'never'}" for lr, e, _, _ in reach))
     n = len(per_batch)
     extra = sweep[sweep["lr"] < 1e-3]
     tiny = "".join(f" At lr {float(r.lr):g} (batch {int(r.batch_size)}) the test accuracy is "
                    f"{with_interval(measured(r.final_test_acc, n_test))} after "
                    f"{int(by_point[r.point]['epoch'].iloc[-1])} epochs." for r in extra.itertuples())
-    word = "holds" if slower == n and faster_start == n else "partly" if slower or faster_start else "differs"
+    saturates = lowest_end < n  # the highest rate ends above another's training loss somewhere
+    word = ("holds" if slower == n and faster_start == n and saturates else "partly" if slower or faster_start
+            else "differs")
     evidence = (f"The first epoch at {percent(TARGET_TEST_ACCURACY, 0)} test accuracy: " + "; ".join(per_batch)
                 + f". The highest learning rate has the lowest training loss after the first epoch at "
                   f"{count_of(faster_start, n, 'batch sizes')}." + tiny)
     why = (f"lower learning rates take longer at {count_of(slower, n, 'batch sizes')}, and the highest falls fastest "
-           f"at first at {count_of(faster_start, n, 'batch sizes')}; within these epochs it does not saturate above "
-           "the others (the table's lowest training losses).")
+           f"at first at {count_of(faster_start, n, 'batch sizes')}; it also ends with the lowest training loss at "
+           f"{count_of(lowest_end, n, 'batch sizes')}, so within these epochs it "
+           + ("does not saturate before the lower rates do." if not saturates else "saturates above a lower rate at some."))
     return html.claim(claim["section"], claim["text"], evidence, word, why), word, \
         f"lower lr slower at {slower} of {n} batch sizes"
 
@@ -677,13 +683,14 @@ def threat_model(models):
     threat, attacks = first["threat_model"], first["attacks"]
     pgd, seed_attack, auto = attacks["pgd"], attacks["seed_attack"], attacks["autoattack"]
     rows = [{"model": model_name(name), "images": f"{m['about']['images']['count']:,}",
-             "drawn from": m["about"]["images"]["source"], "selection": m["about"]["images"]["selection"],
-             "seed": m["about"]["images"]["seed"]} for name, m in models.items()]
+             "selection": m["about"]["images"]["selection"], "seed": m["about"]["images"]["seed"]}
+            for name, m in models.items()]
+    start = pgd["random_start"]
+    starts = "" if start is False else " from random starts" + (f" ({start})" if isinstance(start, str) else "")
     versions = ", ".join(f"{k} {v}" for k, v in first["versions"].items())
     return ("<h3>Threat model</h3><p>" + f"{threat['norm'].replace('inf', '∞')} attacks of budget ε = "
-            + ", ".join(f"{e:g}" for e in threat["epsilon"]) + f" ({threat['epsilon_units']}; the models see [-1, 1], "
-            f"where each is twice as large). FGSM; PGD, {pgd['steps']} steps of {pgd['step_size']:g} "
-            f"([0, 1] units), {pgd['restarts']} restarts{' from random starts' if pgd.get('random_start') else ''}; the "
+            + ", ".join(f"{e:g}" for e in threat["epsilon"]) + f", in {threat['epsilon_units']}. FGSM; PGD, "
+            f"{pgd['steps']} steps of {pgd['step_size']:g} ([0, 1] units), {pgd['restarts']} restarts{starts}; the "
             f"seed's attack, steps of {seed_attack['step_size_model_units']:g} in the models' [-1, 1] units (at most "
             f"{seed_attack['max_steps']:,}), kept to each budget; AutoAttack ({auto['version']}: "
             f"{', '.join(auto['attacks'])}) at ε = {', '.join(f'{e:g}' for e in auto['epsilon'])}. The worst case per "

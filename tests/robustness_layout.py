@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.lib.stats import METHOD, interval
+from stages.lib.units import UNITS
 from tests.conftest import ROOT
 
 EPSILONS = (0.0, 0.1, 0.2, 0.3, 0.4)  # L-inf, [0, 1] units
@@ -42,22 +43,25 @@ def write_robustness(root, curves=CURVES, images=IMAGES):
     for model, attacks in curves.items():
         n = images[model]
         table = pd.DataFrame({"epsilon": EPSILONS, "images": n, **attacks,
-                              "only_autoattack": [ONLY_AUTOATTACK[model] if e == 0.3 else None for e in EPSILONS]})
+                              "only_autoattack": [ONLY_AUTOATTACK[model] if e == 0.3 else None for e in EPSILONS],
+                              "worst_low": [interval(a, n)["low"] for a in attacks["worst"]],
+                              "worst_high": [interval(a, n)["high"] for a in attacks["worst"]]})
         table.to_csv(root / f"plots/robustness/{model}.csv", index=False)
         worst = dict(zip((f"{e:g}" for e in EPSILONS), attacks["worst"]))
         (root / f"metrics/robustness/{model}.json").write_text(json.dumps(
             {"clean": worst["0"], **{f"robust_{e}": worst[e] for e in HEADLINE}}))
         (root / f"plots/robustness/{model}.json").write_text(json.dumps({
             "model": model, "interval": METHOD,
-            "threat_model": {"norm": "Linf", "epsilon_units": "[0, 1] pixel intensity", "epsilon": list(EPSILONS)},
-            "images": {"count": n, "source": "the official MNIST test set",
-                       "selection": f"{n:,} test images drawn without replacement under the seed", "seed": 0},
-            "attacks": {"fgsm": {"random_start": False},
-                        "pgd": {"steps": 50, "step_size": 0.01, "restarts": 10, "random_start": True},
-                        "seed_attack": {"step_size_model_units": 0.01, "max_steps": 300},
-                        "autoattack": {"version": "standard", "attacks": ["apgd-ce", "apgd-t", "fab-t", "square"],
-                                       "epsilon": [0.3]}},
-            "versions": {"torch": "2.5.1", "torchattacks": "3.5.1"},
+            "threat_model": {"norm": "Linf", "epsilon_units": UNITS, "epsilon": list(EPSILONS)},
+            "images": {"count": n, "test_set_size": 10000, "seed": 0,
+                       "selection": f"the first {n:,} of a random permutation of the 10,000 test images"},
+            "attacks": {"fgsm": {"steps": 1, "step_size": "epsilon"},
+                        "pgd": {"steps": 50, "step_size": 0.01, "restarts": 10,
+                                "random_start": "uniform in the epsilon ball"},
+                        "seed_attack": {"step_size_model_units": 0.01, "step_size": 0.005, "max_steps": 300},
+                        "autoattack": {"library": "torchattacks", "version": "standard",
+                                       "attacks": ["APGD-CE", "APGD-T", "FAB-T", "Square"], "epsilon": [0.3]}},
+            "versions": {"python": "3.11.7", "torch": "2.5.1", "torchattacks": "3.5.1"},
             "clean": interval(worst["0"], n),
             "worst_case": {e: interval(worst[e], n) for e in HEADLINE}}))
     pd.DataFrame([{"source": "model1", "setting": setting, "epsilon": epsilon, "margin": margin,

@@ -112,8 +112,9 @@ def test_labels_are_words_and_epsilon_has_one_unit(built):
 def test_section_5_shows_its_threat_model_and_each_anchor_against_the_interval(built):
     _, page = built
     text = " ".join(visible_text(page).split())
-    assert "PGD, 50 steps of 0.01 ([0, 1] units), 10 restarts from random starts" in text
-    assert "AutoAttack (standard: apgd-ce, apgd-t, fab-t, square) at ε = 0.3" in text
+    assert ("PGD, 50 steps of 0.01 ([0, 1] units), 10 restarts from random starts (uniform in the epsilon ball)"
+            in text)
+    assert "AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square) at ε = 0.3" in text
     worst = interval(CURVES["adversarial_training"]["worst"][3], IMAGES["adversarial_training"])
     places = [compare(worst["low"], worst["high"], a["accuracy"])
               for a in read_yaml(ROOT / "reference/anchors.yaml")["anchors"]]

@@ -2,8 +2,8 @@
 attacks on the model `attack.model` (model1), over the test images it classifies correctly.
 
 Writes metrics/attack_<kind>.json (headline numbers), plots/attack_<kind>/images.csv (every attacked
-image: label, target, prediction, steps, perturbation norms in the models' [-1, 1] pixel units) and the
-galleries in plots/attack_<kind>/figures/. The transfer stage makes the same set again where it shows it
+image: label, target, prediction, steps, perturbation norms in the models' [-1, 1] pixel units, and the
+row of the gallery figure that shows it) and the galleries in plots/attack_<kind>/figures/. The transfer stage makes the same set again where it shows it
 to the other models (stages.lib.adversarial_sets).
 """
 import time
@@ -96,8 +96,10 @@ def main(argv=None):
                  "steps": steps, "predicted": predicted, "linf": linf, "l2": l2}
     metrics = {"success_rate": len(won) / max(len(indices), 1),
                "steps_median": steps[won].double().median().item() if len(won) else None}
-    examples = []
-    for pos in gallery_positions(run.gallery, indices.cpu(), success.cpu()):
+    examples, shown = [], gallery_positions(run.gallery, indices.cpu(), success.cpu())
+    per_image["gallery_row"] = torch.full_like(indices, -1)  # the row of the gallery figure that shows it, or -1
+    per_image["gallery_row"][shown] = torch.arange(len(shown), device=indices.device)
+    for pos in shown:
         title = f"index {int(indices[pos])}: true {int(true_labels[pos])}, predicted {int(predicted[pos])}"
         if args.kind == "targeted":
             title += f", target {int(targets[pos])}"

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from stages.lib import cli
 from stages.lib import html_page as html
 from stages.lib.errors import StageError
-from stages.lib.io import read_csv, read_json, staged_outputs
+from stages.lib.io import NUMBER, read_csv, read_json, staged_outputs
 from stages.lib.params import Count, Section, read_yaml, validate_params
 from stages.lib.stats import compare, interval
 
@@ -189,7 +189,7 @@ def findings_box(findings):
 # --- Problem 1 -------------------------------------------------------------------------------------
 
 def read_observations():
-    table = read_csv("plots/loss_surfaces/observations.csv", ("setting", "observation", "value"))
+    table = read_csv("plots/loss_surfaces/observations.csv", ("setting", "observation"), ("value",))
     found = {}
     for row in table.itertuples():
         found.setdefault(row.setting, {})[row.observation] = row.value
@@ -291,10 +291,10 @@ def problem_1(claims):
 # --- Problem 2 -------------------------------------------------------------------------------------
 
 def problem_2(claims, seed):
-    variants = read_csv("plots/xor/variants.csv", ("variant", "accuracy", "first_solved_epoch", "seeds",
-                                                   "seeds_solved_fraction", "max_final_accuracy_over_seeds",
-                                                   "final_loss", "activation")).set_index("variant")
-    history = read_csv("plots/xor/history.csv", ("epoch", "nonlinear_loss", "linear_loss"))
+    variants = read_csv("plots/xor/variants.csv", ("variant", "activation"),
+                        ("accuracy", "first_solved_epoch", "seeds", "seeds_solved_fraction",
+                         "max_final_accuracy_over_seeds", "final_loss")).set_index("variant")
+    history = read_csv("plots/xor/history.csv", numeric=("epoch", "nonlinear_loss", "linear_loss"))
     tanh, linear = variants.loc["nonlinear"], variants.loc["linear"]
     activation = tanh["activation"]
     seeds = int(tanh["seeds"])
@@ -365,8 +365,8 @@ def read_trained():
     paths = sorted(Path("metrics/train").glob("*.json"))
     if not paths:
         raise StageError("metrics/train: holds no model's metrics; run `dvc repro` to train them")
-    return [{"model": path.stem, **read_json(path, ("final_test_acc",)),
-             "history": read_csv(f"plots/train/{path.stem}.csv", ("epoch", "test_acc", "train_loss"))}
+    return [{"model": path.stem, **read_json(path, {"final_test_acc": NUMBER}),
+             "history": read_csv(f"plots/train/{path.stem}.csv", numeric=("epoch", "test_acc", "train_loss"))}
             for path in paths]
 
 
@@ -396,8 +396,8 @@ def problem_3(claims, seed, models, n_test):
     curves = [{"epoch": int(r["epoch"]), "model": model_name(m["model"]), "test accuracy": r["test_acc"]}
               for m in base for r in m["history"].to_dict("records")]
 
-    sweep = read_csv("plots/sweep_summary/table.csv", ("point", "batch_size", "lr", "final_test_acc", "best_test_acc",
-                                                       "best_epoch", "min_train_loss"))
+    sweep = read_csv("plots/sweep_summary/table.csv", ("point",),
+                     ("batch_size", "lr", "final_test_acc", "best_test_acc", "best_epoch", "min_train_loss"))
     sweep = sweep.sort_values(["batch_size", "lr"], ascending=[True, False], kind="stable")
     order = [point_label(r.batch_size, r.lr) for r in sweep.itertuples()]
     label_of = {r.point: point_label(r.batch_size, r.lr) for r in sweep.itertuples()}
@@ -410,7 +410,7 @@ def problem_3(claims, seed, models, n_test):
               "best test accuracy (95 % interval)": short_interval(measured(r.best_test_acc, n_test)),
               "best epoch": int(r.best_epoch),
               "lowest training loss": r.min_train_loss} for r in sweep.itertuples()]
-    curves_table = read_csv("plots/sweep_summary/curves.csv", ("point", "epoch", "train_loss", "test_loss", "test_acc"))
+    curves_table = read_csv("plots/sweep_summary/curves.csv", ("point",), ("epoch", "train_loss", "test_loss", "test_acc"))
     by_point = {p: c.sort_values("epoch") for p, c in curves_table.groupby("point")}
     view_rows = [{"point": label_of[p], "epoch": int(r["epoch"]), "measure": measure, "value": value}
                  for p in sweep["point"] for r in by_point[p].to_dict("records")
@@ -535,20 +535,21 @@ def learning_rate_speed(claim, sweep, by_point, n_test):
 # --- Problem 4 -------------------------------------------------------------------------------------
 
 def gallery(kind, images, seed_gallery, source):
-    """The gallery figure of attack `kind`, one framed image per row, each captioned from images.csv."""
+    """The gallery figure of attack `kind`, one framed image per row, each captioned from images.csv (its
+    gallery_row column says which image each row of the figure shows)."""
     path = Path(f"plots/attack_{kind}/figures/gallery.png")
     if not path.is_file():
         raise StageError(f"{path}: not found; run `dvc repro attack@{kind}`")
-    rows = images.set_index("index")
+    rows = images[images["gallery_row"] >= 0].sort_values("gallery_row")
     strips = html.row_strips(path)
-    indices = [i for i in seed_gallery if i in rows.index]
-    if len(strips) != len(indices):
-        raise StageError(f"{path}: {len(strips)} rows for {len(indices)} gallery images; rerun `dvc repro attack@{kind}`")
+    if len(strips) != len(rows):
+        raise StageError(f"{path}: {len(strips)} rows for {len(rows)} gallery images; rerun `dvc repro attack@{kind}`")
     out = []
-    for strip, index in zip(strips, indices):
-        r, seen = rows.loc[index], seed_gallery[index]
+    for strip, r in zip(strips, rows.to_dict("records")):
+        index, seen = int(r["index"]), seed_gallery.get(int(r["index"]))
         aim = f", target {int(r['target'])}" if kind == "targeted" else ""
-        seed_words = (f"the seed: label {seen['label']}, predicted {seen['predicted']}" if "predicted" in seen else
+        seed_words = ("not in the seed's gallery: shown in place of one the attack could not show" if seen is None else
+                      f"the seed: label {seen['label']}, predicted {seen['predicted']}" if "predicted" in seen else
                       f"the seed: label {seen['label']}, target {seen['target']}")
         out.append(html.figure_element(
             html.image_uri(strip), f"Test image {index}: label {int(r['label'])}{aim}; {model_name(source)} predicts "
@@ -559,7 +560,7 @@ def gallery(kind, images, seed_gallery, source):
 
 
 def problem_4(claims, seed, official, attack_step):
-    transfer_sets = read_csv("plots/transfer/sets.csv", ("set", "source", "images")).set_index("set")
+    transfer_sets = read_csv("plots/transfer/sets.csv", ("set", "source"), ("images",)).set_index("set")
     source = transfer_sets["source"].iloc[0]
     receivers = [c.removesuffix("_clean_accuracy") for c in transfer_sets.columns
                  if c.endswith("_clean_accuracy") and c != f"{source}_clean_accuracy"]
@@ -568,9 +569,9 @@ def problem_4(claims, seed, official, attack_step):
     receiver = receivers[0]
     blocks, found = [], {}
     for kind in ("untargeted", "targeted"):
-        images = read_csv(f"plots/attack_{kind}/images.csv", ("index", "label", "target", "success", "steps", "predicted",
-                                                             "linf"))
-        metrics = read_json(f"metrics/attack_{kind}.json", ("success_rate", "steps_median"))
+        images = read_csv(f"plots/attack_{kind}/images.csv", ("success",),
+                          ("index", "label", "target", "steps", "predicted", "linf", "gallery_row"))
+        metrics = read_json(f"metrics/attack_{kind}.json", {"success_rate": NUMBER, "steps_median": (*NUMBER, type(None))})
         success = measured(images["success"].mean(), len(images))
         linf = images.loc[images["success"], "linf"] / MODEL_SPAN
         seed_gallery = seed["attack"][kind]["gallery"]
@@ -661,17 +662,17 @@ def problem_4(claims, seed, official, attack_step):
 
 def read_robustness():
     """Per model, in the transfer table's order: its metrics, its curve and its description."""
-    transfer = read_csv("plots/robustness/transfer.csv", ("source", "setting", "epsilon", "margin", "median_linf",
-                                                          "images"))
+    transfer = read_csv("plots/robustness/transfer.csv", ("source", "setting"),
+                        ("epsilon", "margin", "median_linf", "images"))
     names = [c for c in transfer.columns if c not in ("source", "setting", "epsilon", "margin", "median_linf", "images")]
     if not names:
         raise StageError("plots/robustness/transfer.csv: names no model; rerun `dvc repro robustness_transfer`")
     models = {}
     for name in names:
         models[name] = {
-            "metrics": read_json(f"metrics/robustness/{name}.json", ("clean",), f"`dvc repro robustness@{name}`"),
-            "curve": read_csv(f"plots/robustness/{name}.csv", ("epsilon", "images", "fgsm", "pgd", "minimal", "worst",
-                                                               "only_autoattack")),
+            "metrics": read_json(f"metrics/robustness/{name}.json", {"clean": NUMBER}, f"`dvc repro robustness@{name}`"),
+            "curve": read_csv(f"plots/robustness/{name}.csv", numeric=("epsilon", "images", "fgsm", "pgd", "minimal",
+                                                                       "worst", "only_autoattack")),
             "about": validate_params(RobustnessDescription, read_json(f"plots/robustness/{name}.json"),
                                      f"plots/robustness/{name}.json").model_dump()}
     return models, transfer
@@ -802,12 +803,12 @@ def defences(claims, anchors, trained, sets):
 
 def build_report(seed, anchors):
     javascript, versions = html.vega_bundle()
-    data = read_json("metrics/data.json", ("source", "n_train", "n_test"))
+    data = read_json("metrics/data.json", {"source": str, "n_train": int, "n_test": int})
     trained = read_trained()
     claims = seed["claims"]
     models, _ = read_robustness()
     attack_step = next(iter(models.values()))["about"]["attacks"]["seed_attack"]
-    sets = read_csv("plots/transfer/sets.csv", ("set", "source", "images")).set_index("set")
+    sets = read_csv("plots/transfer/sets.csv", ("set", "source"), ("images",)).set_index("set")
     parts = [problem_1(claims), problem_2(claims, seed["xor"]), problem_3(claims, seed["sweep"], trained, data["n_test"]),
              problem_4(claims, seed, data.get("official", False), attack_step)]
     section_5, defence_rows = defences(claims, anchors, trained, sets)

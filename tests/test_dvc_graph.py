@@ -206,11 +206,11 @@ def test_git_holds_every_uncached_output_and_ignores_every_cached_one(stages):
     assert not problems, "\n".join(problems)
 
 
-def test_the_committed_lock_holds_exactly_the_stages_of_dvc_yaml(stages):
-    # a stage renamed or removed from dvc.yaml leaves an orphan entry in dvc.lock that no command reads:
-    # stale provenance for a reader of the lock
+def test_the_committed_lock_names_no_stage_that_dvc_yaml_lacks(stages):
+    # a stage renamed or removed from dvc.yaml leaves an orphan entry in dvc.lock that no command reads or
+    # removes: stale provenance for a reader of the lock (a stage not yet run is absent, which `dvc status`
+    # reports; tests/test_pipeline.py checks that a whole run locks exactly the stages of dvc.yaml)
     import yaml
 
     locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
-    defined = {stage.name for stage in stages}
-    assert locked == defined, f"only in dvc.lock: {sorted(locked - defined)}; only in dvc.yaml: {sorted(defined - locked)}"
+    assert not locked - {stage.name for stage in stages}, f"orphans in dvc.lock: {sorted(locked - {s.name for s in stages})}"

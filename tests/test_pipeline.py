@@ -22,10 +22,10 @@ TINY_PROFILE = {
     "loss_surfaces.step": 1.0,
     "xor.epochs": 60, "xor.n_seeds": 3, "xor.snapshot_epochs": [0, 60], "xor.gif_every": 30,
     "model.channels": [4, 8], "model.hidden": 16,
-    "train.epochs": 1, "sweep.epochs": 1,
+    "train.epochs": 2, "sweep.epochs": 2,  # two points on every curve: a chart that drew data spans two x
     "sweep.batch_size": [64], "sweep.lr": [0.1], "sweep.extra.batch_size": [128], "sweep.extra.lr": [1e-05],
     "attack.n_images": 16, "attack.max_steps": 50, "attack.step_size": 0.05,
-    "retrain.share": 0.02, "adversarial_training.epochs": 1, "adversarial_training.epsilon_ramp_epochs": 1,
+    "retrain.share": 0.02, "adversarial_training.epochs": 2, "adversarial_training.epsilon_ramp_epochs": 1,
     "adversarial_training.guard.images": 100,
     "robustness.models": {name: {"n_images": 16} for name in ("model1", "model2", "retrain", "adversarial_training")},
     "robustness.epsilon": [0.0, 0.15, 0.3], "robustness.headline": [0.15, 0.3],
@@ -54,7 +54,7 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert metrics("data.json") == {"source": "sample", "official": False, "n_train": 4000, "n_test": 1000}
     assert len(pd.read_csv(root / "plots/loss_surfaces/grid.csv")) == (5 + 4) * 11 * 11
     assert metrics("xor.json")["linear"]["seeds_solved_fraction"] == 0.0
-    assert len(pd.read_csv(root / "plots/train/model1.csv")) == 1
+    assert len(pd.read_csv(root / "plots/train/model1.csv")) == 2
     assert set(p.name for p in (root / "metrics/sweep").iterdir()) == {"64-0.1.json", "128-1e-05.json"}
     assert set(pd.read_csv(root / "plots/sweep_summary/table.csv")["point"]) == {"64-0.1", "128-1e-05"}
     for kind in ("untargeted", "targeted"):
@@ -64,7 +64,7 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     assert {"model2_target_rate", "retrain_target_rate", "adversarial_training_target_rate"} <= set(sets.columns)
     assert set(metrics("transfer.json")["targeted"]) == {"model2_accuracy", "model2_target_rate"}
     assert metrics("train/retrain.json")["adversarial_images"] > 0
-    assert len(pd.read_csv(root / "plots/train/adversarial_training.csv")["guard_pgd_acc"]) == 1
+    assert len(pd.read_csv(root / "plots/train/adversarial_training.csv")["guard_pgd_acc"]) == 2
     for name in ("model1", "model2", "retrain", "adversarial_training"):
         assert set(metrics(f"robustness/{name}.json")) == {"clean", "robust_0.15", "robust_0.3"}
     for figure in ("loss_surfaces/figures/seed_target.png", "xor/figures/nonlinear_boundaries.gif",
@@ -79,6 +79,9 @@ def test_dvc_repro_of_the_whole_pipeline_and_a_rerun_that_leaves_git_clean(repro
     plots = json.loads(dvc_project.dvc("plots", "show", "--json").stdout)
     assert not plots.get("errors"), plots.get("errors")
     assert "sweep_test_accuracy" in plots["data"]
+
+    # the lock holds exactly the stages of dvc.yaml, foreach and matrix expanded
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == set(dvc_project.stage_names())
 
     # a second repro is a no-op; a forced rerun of a stage that attacks and trains (retrain) with the same
     # params leaves every committed byte as it was
@@ -176,6 +179,8 @@ def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):
 @pytest.mark.parametrize("damage, needle", [
     (lambda root: (root / "metrics/train/model2.json").write_text("{}\n"),
      "metrics/train/model2.json: missing 'final_test_acc'"),
+    (lambda root: (root / "metrics/train/model2.json").write_text('{"final_test_acc": "0.99"}\n'),
+     "metrics/train/model2.json: 'final_test_acc' must be a number, got '0.99'"),
     (lambda root: [p.unlink() for p in (root / "plots/transfer/figures").iterdir()],
      "plots/transfer/figures/confusion_untargeted.png: not found"),
     (lambda root: (root / "plots/transfer/sets.csv").write_text(""), "plots/transfer/sets.csv: not a readable CSV"),

@@ -1,12 +1,14 @@
-"""What a recompute on another machine moves: reruns stages with another torch thread count (float
-reductions in another order, as on another CPU) in a scratch copy of the project and compares every
-committed output they write with the committed one.
+"""What a recompute on another machine moves, file by file, in two ways:
 
-    python benchmarks/thread_drift.py --threads 1 --stages attack@untargeted attack@targeted train@model1
+    python benchmarks/recompute_drift.py --threads 1 --stages attack@untargeted train@model1
+    python benchmarks/recompute_drift.py --against REV
 
-For each stage: its wall time, then per output file whether its bytes are the same; for a changed CSV,
-how many rows differ and the largest change per column; for a metrics file, each value that moved.
-Needs data/mnist (make repro) and the committed models; writes nothing in the working tree.
+The first reruns stages with another torch thread count (float reductions in another order, as on
+another CPU) in a scratch copy of the project (it needs data/mnist: make repro) and compares what they
+write with the committed outputs. The second compares the committed outputs with those of git revision
+REV, e.g. the same pipeline run on another machine. Either way, per output: whether its bytes are the
+same; for a changed CSV, how many rows differ and the largest change per column; for a metrics file, each
+value that moved. Nothing in the working tree is written.
 """
 import argparse
 import json
@@ -50,6 +52,8 @@ def compare(path, scratch):
     if ours.is_dir():
         return [line for name in sorted(p.relative_to(ROOT) for p in ours.rglob("*") if p.is_file())
                 for line in compare(name, scratch)]
+    if not theirs.is_file():
+        return [f"  {path}: only in one of the two"]
     if ours.read_bytes() == theirs.read_bytes():
         return [f"  {path}: the same bytes"]
     if ours.suffix == ".csv":
@@ -63,17 +67,39 @@ def compare(path, scratch):
     return [f"  {path}: other bytes"]
 
 
+def outputs_at(rev, paths, into):
+    """The committed files under `paths` as they were at git revision rev, written under `into`."""
+    listed = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "--", *paths], cwd=ROOT, check=True,
+                            capture_output=True, text=True).stdout.split()
+    for name in listed:
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        (into / name).write_bytes(subprocess.run(["git", "show", f"{rev}:{name}"], cwd=ROOT, check=True,
+                                                 capture_output=True).stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, required=True, help="the thread count of the recompute")
-    parser.add_argument("--stages", nargs="+", required=True, help="stage names as `dvc stage list` gives them")
+    parser.add_argument("--threads", type=int, help="the thread count of the recompute")
+    parser.add_argument("--stages", nargs="+", help="stage names as `dvc stage list` gives them")
+    parser.add_argument("--against", metavar="REV", help="a git revision whose committed outputs to compare with")
     args = parser.parse_args()
+    if bool(args.against) == bool(args.threads and args.stages):
+        sys.exit("error: give either --threads and --stages, or --against")
     commands = stage_commands()
-    unknown = [s for s in args.stages if s not in commands]
+    unknown = [s for s in args.stages or () if s not in commands]
     if unknown:
         sys.exit(f"error: unknown stage {unknown[0]}; see `dvc stage list`")
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
+        if args.against:
+            outs = sorted({out for _, stage_outs in commands.values() for out in stage_outs
+                           if not out.startswith("report/")})
+            outputs_at(args.against, outs, scratch)
+            print(f"the committed outputs against {args.against}")
+            for out in outs:
+                if (scratch / out).exists() and (ROOT / out).exists():
+                    print("\n".join(compare(out, scratch)))
+            return
         for name in ("stages", "reference"):
             shutil.copytree(ROOT / name, scratch / name, ignore=shutil.ignore_patterns("__pycache__"))
         for name in ("data", "models"):

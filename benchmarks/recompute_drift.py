@@ -6,8 +6,8 @@
 The first reruns stages with another torch thread count (float reductions in another order, as on
 another CPU) in a scratch copy of the project (it needs data/mnist: make repro) and compares what they
 write with the committed outputs. The second compares the committed outputs with those of git revision
-REV, e.g. the same pipeline run on another machine. Either way, per output: whether its bytes are the
-same; for a changed CSV, how many rows differ and the largest change per column; for a metrics file, each
+REV, e.g. the same pipeline run on another machine. Either way, per output ("here": the committed file,
+"there": the recompute or REV's): whether its bytes are the same; for a changed CSV, how many rows differ and the largest change per column; for a metrics file, each
 value that moved. Nothing in the working tree is written.
 """
 import argparse
@@ -38,10 +38,13 @@ def stage_commands():
 
 
 def compare_csv(before, after):
-    """(rows that differ, {column: largest absolute change}) of two tables of one shape."""
-    if before.shape != after.shape or list(before.columns) != list(after.columns):
+    """(rows that differ, {column: largest absolute change}) over the columns both tables have; None for
+    the rows where the two differ in length."""
+    columns = [c for c in before.columns if c in after.columns]
+    if len(before) != len(after):
         return None, {}
-    numeric = [c for c in before.columns if pd.api.types.is_numeric_dtype(before[c])]
+    before, after = before[columns], after[columns]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(before[c])]
     changed = ~((before == after) | (before.isna() & after.isna())).all(axis=1)
     return int(changed.sum()), {c: float((before[c] - after[c]).abs().max()) for c in numeric
                                 if not before[c].equals(after[c])}
@@ -57,13 +60,16 @@ def compare(path, scratch):
     if ours.read_bytes() == theirs.read_bytes():
         return [f"  {path}: the same bytes"]
     if ours.suffix == ".csv":
-        rows, moved = compare_csv(pd.read_csv(ours), pd.read_csv(theirs))
+        a, b = pd.read_csv(ours), pd.read_csv(theirs)
+        rows, moved = compare_csv(a, b)
+        if rows is None:
+            return [f"  {path}: {len(b):,} rows there, {len(a):,} here"]
         detail = ", ".join(f"{c} by at most {v:.3g}" for c, v in moved.items())
-        return [f"  {path}: {rows} of {len(pd.read_csv(ours))} rows differ" + (f" ({detail})" if detail else "")]
+        return [f"  {path}: {rows:,} of {len(a):,} rows differ" + (f" ({detail})" if detail else "")]
     if ours.suffix == ".json":
         a, b = json.loads(ours.read_text()), json.loads(theirs.read_text())
         moved = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)} if isinstance(a, dict) else {"": (a, b)}
-        return [f"  {path}: " + ", ".join(f"{k} {x} -> {y}" for k, (x, y) in moved.items())]
+        return [f"  {path}: " + ", ".join(f"{k} here {x}, there {y}" for k, (x, y) in moved.items())]
     return [f"  {path}: other bytes"]
 
 

@@ -18,6 +18,7 @@ from stages.lib.errors import StageError
 from stages.lib.data import load_split
 from stages.lib.mnist import read_idx, sample_mnist
 from tests.conftest import (
+    as_a_new_process,
     assert_clean_failure,
     params_with,
     run_stage,
@@ -54,6 +55,7 @@ def unused_port():
 def fetch(tmp_path, monkeypatch, **changes):
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path, params_with(**{"data.cache_dir": str(tmp_path / "cache"), **changes}))
+    as_a_new_process()
     fetch_mnist.main(OUT)
     return json.loads((tmp_path / "metrics/data.json").read_text())
 

@@ -135,7 +135,8 @@ def test_the_verdicts_follow_the_numbers(tmp_path):
     text = " ".join(visible_text((root / "report/index.html").read_text()).split())
     assert re.search(r"Holds in part ?: it gains robustness, but keeps less than half the images at the top budget",
                      text)
-    assert "0 lie inside our interval, 5 above it and 0 below it" in text
+    n_anchors = len(read_yaml(ROOT / "reference/anchors.yaml")["anchors"])  # every one above a worst case of 30 %
+    assert f"0 lie inside our interval, {n_anchors} above it and 0 below it" in text
     assert "Cross-entropy needs" not in text and not re.search("Holds ?: the larger gradient learns faster", text)
     assert re.search("Holds in part ?: the measured gradients or step counts do not both favour cross-entropy", text)
 
@@ -151,7 +152,7 @@ def drop_pgd_restarts(root):
     (lambda root: (root / "plots/robustness/retrain.json").unlink(), "plots/robustness/retrain.json: not found"),
     (drop_pgd_restarts, "plots/robustness/model2.json: missing key 'attacks.pgd.restarts'"),
     (lambda root: (root / "reference/anchors.yaml").write_text(
-        (root / "reference/anchors.yaml").read_text().replace("accuracy: 0.896", "accuracy: 89.6")),
+        (root / "reference/anchors.yaml").read_text().replace("accuracy: 0.8962", "accuracy: 89.62")),
      "reference/anchors.yaml: 'anchors[0].accuracy' must be less than or equal to 1"),
 ])
 def test_a_missing_or_malformed_input_is_one_error_line(tmp_path, damage, needle):

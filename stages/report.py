@@ -760,8 +760,15 @@ def defences(claims, anchors, trained, sets):
                                 "against our 95 % interval": {"inside": "inside: no difference beyond noise",
                                                              "above": "above it", "below": "below it"}[where],
                                 "source": anchor["source"]})
-        inside = sum(r["against our 95 % interval"].startswith("inside") for r in anchor_rows)
-        above = sum(r["against our 95 % interval"] == "above it" for r in anchor_rows)
+        places = {place: [f"{r['defence']}, {r['attack']}: {r[f'robust accuracy at ε {top}']}" for r in anchor_rows
+                          if r["against our 95 % interval"].startswith(place)]
+                  for place in ("inside", "above", "below")}
+        where_anchors = "; ".join(
+            f"{len(places[place])} {'lies' if len(places[place]) == 1 else 'lie'} {label}"
+            + (f" ({'; '.join(places[place])})" if places[place] else "")
+            for place, label in (("inside", "inside our interval, so our sample does not tell it apart"
+                                  if len(places["inside"]) == 1 else "inside our interval, so our sample does not "
+                                  "tell them apart"), ("above", "above it"), ("below", "below it")))
         adv_word = "holds" if a[top]["accuracy"] >= 0.5 and a[top]["high"] < clean["high"] else "partly" \
             if a[top]["accuracy"] > (base[top]["accuracy"] if base else 0) else "differs"
         adv_number = f"worst case at ε = {top}: {with_interval(a[top])}"
@@ -770,8 +777,7 @@ def defences(claims, anchors, trained, sets):
             f"Trained on adversarial examples made on the fly (the loss on them, the compound loss). Clean: "
             f"{with_interval(clean)}. Worst case per image: {at_budgets('adversarial_training')}"
             + (f"; model 1: {at_budgets('model1')}" if base else "") + f". Of the literature's {len(anchor_rows)} "
-            f"figures at ε = {top} (each on the {anchors['images']:,} official test images), {inside} lie inside our "
-            f"interval, {above} above it and {len(anchor_rows) - inside - above} below it.",
+            f"figures at ε = {top} (each on the {anchors['images']:,} official test images): {where_anchors}.",
             adv_word, (f"it is robust, and not completely: {percent(1 - a[top]['accuracy'])} of the images still fall at "
                        f"ε = {top}, beyond noise below its clean accuracy." if adv_word == "holds" else
                        "it gains robustness, but keeps less than half the images at the top budget."

@@ -142,9 +142,17 @@ def short_interval(m):
     return f"{percent(m['accuracy'], d)} ({100 * m['low']:.{d}f}–{100 * m['high']:.{d}f})"
 
 
+def lies(m, other):
+    """Where `other` lies against the interval of m: 'above', 'below' or 'inside'. With none or all of the
+    images correct the Wilson bound is 0 or 1 exactly; the formula leaves a rounding residue there."""
+    low = 0.0 if m["correct"] == 0 else m["low"]
+    high = 1.0 if m["correct"] == m["images"] else m["high"]
+    return compare(low, high, other)
+
+
 def against(m, other, name):
     """Where `other` (named `name`) lies against the interval of m, in words."""
-    where = compare(m["low"], m["high"], other)
+    where = lies(m, other)
     if where == "inside":
         return f"{name} ({percent(other)}) lies inside this interval: the difference is within sampling noise"
     return f"{name} ({percent(other)}) lies {where} this interval: the difference is beyond sampling noise"
@@ -171,10 +179,16 @@ def header(data):
     official = "the official MNIST (checksums verified)" if data.get("official") else "not the official MNIST"
     return (f"<h1>Foundations of neural-network training and adversarial robustness</h1>"
             f"<div class=\"banner\"><b>Data:</b> {source}: {data['n_train']:,} training and {data['n_test']:,} "
-            f"test images; {official}. Each section states the seed's observations (its section numbers), "
+            f"test images; {official}. \"The seed\" is the homework's write-up (CIS 680 HW 1) that this "
+            "pipeline reproduces. Each section states the seed's observations (its section numbers), "
             "our evidence and a verdict computed from it. Accuracies on a sample of images carry their count "
             "and a 95 % Wilson interval. ε is in [0, 1] pixel units throughout (the models see [-1, 1], where "
             "a budget is twice as large).</div>")
+
+
+def combined(words):
+    """The verdict of a problem from its claims' verdicts: holds only if every one holds."""
+    return "holds" if all(w == "holds" for w in words) else "differs" if all(w == "differs" for w in words) else "partly"
 
 
 def findings_box(findings):
@@ -301,8 +315,9 @@ def problem_2(claims, seed):
     solved = measured(tanh["seeds_solved_fraction"], seeds)
     linear_best = float(linear["max_final_accuracy_over_seeds"])
     epochs = int(history["epoch"].iloc[-1])
-    blocks = []
+    blocks, words = [], []
     word = "holds" if linear_best <= 0.75 and tanh["accuracy"] == 1 else "differs"
+    words.append(word)
     blocks.append(html.claim(
         claims["not_separable"]["section"], claims["not_separable"]["text"],
         f"Over {seeds} random initialisations the network without a non-linearity never classifies more than "
@@ -318,6 +333,7 @@ def problem_2(claims, seed):
     first = tanh["first_solved_epoch"]
     solved_by = not math.isnan(first) and first <= seed["solved_epoch"]
     word = ("holds" if solved_by and solved["accuracy"] >= 0.5 else "partly" if solved_by else "differs")
+    words.append(word)
     blocks.append(html.claim(
         claims["solved"]["section"], claims["solved"]["text"],
         (f"Our {activation} network (the plotted initialisation) classifies all four points from epoch {int(first):,} on"
@@ -333,6 +349,7 @@ def problem_2(claims, seed):
                 width=760)))
     loss_ln2 = abs(float(linear["final_loss"]) - math.log(2))
     word = "holds" if float(linear["seeds_solved_fraction"]) == 0 and linear_best <= 0.75 else "differs"
+    words.append(word)
     step = max(1, len(history) // 400)
     long = [{"epoch": int(r.epoch), "network": name, "cross-entropy": getattr(r, f"{v}_loss")}
             for r in history.iloc[::step].itertuples()
@@ -353,7 +370,7 @@ def problem_2(claims, seed):
                                       f"{seed['solved_epoch']}",
                f"no non-linearity: best {percent(linear_best, 0)} over {seeds} initialisations; {activation}: solved "
                f"from epoch {int(first) if not math.isnan(first) else '—'}, on {percent(solved['accuracy'], 0)} of "
-               "initialisations", word)
+               "initialisations", combined(words))
     return "<h2>2. XOR with a 2-2-1 network</h2>" + "".join(blocks), summary
 
 
@@ -435,8 +452,7 @@ def problem_3(claims, seed, models, n_test):
     blocks = [over_fitting(claims["over_fitting"], sweep, by_point, n_test),
               batch_stability(claims["batch_size"], sweep, by_point, n_test),
               learning_rate_speed(claims["learning_rate"], sweep, by_point, n_test)]
-    words = [b[1] for b in blocks]
-    word = "holds" if all(w == "holds" for w in words) else "differs" if all(w == "differs" for w in words) else "partly"
+    word = combined([b[1] for b in blocks])
     summary = ("Problem 3 (3)", "over-fitting with longer training; larger batches steadier; low learning rates slower",
                "; ".join(b[2] for b in blocks), word)
     return ("<h2>3. The MNIST CNN</h2><h3>Model 1 and model 2</h3><p>Two runs of the same network and "
@@ -457,7 +473,7 @@ def over_fitting(claim, sweep, by_point, n_test):
         if c["test_loss"].iloc[-1] >= OVER_FIT_RISE * c.loc[lowest, "test_loss"] and train_falls:
             rising.append(p)
             best = measured(c["test_acc"].max(), n_test)
-            if compare(best["low"], best["high"], c["test_acc"].iloc[-1]) == "inside":
+            if lies(best, c["test_acc"].iloc[-1]) == "inside":
                 stagnant.append(p)
     n = len(sweep)
     word = "holds" if rising and len(stagnant) == len(rising) and 2 * len(rising) >= n else "partly" if rising else "differs"
@@ -567,7 +583,7 @@ def problem_4(claims, seed, official, attack_step):
     if not receivers:
         raise StageError("plots/transfer/sets.csv: names no receiving model; rerun `dvc repro -f transfer`")
     receiver = receivers[0]
-    blocks, found = [], {}
+    blocks, found, words = [], {}, []
     for kind in ("untargeted", "targeted"):
         images = read_csv(f"plots/attack_{kind}/images.csv", ("success",),
                           ("index", "label", "target", "steps", "predicted", "linf", "gallery_row"))
@@ -585,6 +601,7 @@ def problem_4(claims, seed, official, attack_step):
             hit = images["predicted"] == images["target"]
             target_words = f" It lands on the chosen target on {count_of(int(hit.sum()), len(images), 'images')}."
         word = "holds" if success["low"] > 0.99 else "partly" if success["accuracy"] > 0.5 else "differs"
+        words.append(word)
         caveat = "" if official else (" The gallery indices are positions in the official MNIST test set; on other data "
                                       "they point to other digits.")
         blocks.append(html.claim(
@@ -613,9 +630,10 @@ def problem_4(claims, seed, official, attack_step):
                       f"{with_interval(own)}; "
                       f"{against(ours, theirs['accuracy'], 'the seed’s figure on ' + format(theirs['images'], ',') + ' images')}")
     higher = all(found[k]["transfer"]["low"] > seed["transfer"][k]["accuracy"] for k in found)
-    within = all(compare(found[k]["transfer"]["low"], found[k]["transfer"]["high"], seed["transfer"][k]["accuracy"])
+    within = all(lies(found[k]["transfer"], seed["transfer"][k]["accuracy"])
                  == "inside" for k in found)
     word = "holds" if within else "partly"
+    words.append(word)
     blocks.append(html.claim(
         transfer_claim["section"], transfer_claim["text"], ". ".join(s[0].upper() + s[1:] for s in worded) + ".",
         word, ("our numbers match the seed's within sampling noise." if within else
@@ -630,6 +648,7 @@ def problem_4(claims, seed, official, attack_step):
     untargeted = found["untargeted"]["transfer"]
     source_acc = float(transfer_sets.loc["untargeted", f"{source}_accuracy"])
     word = "holds" if untargeted["low"] > 0.5 and source_acc == 0 else "partly" if untargeted["accuracy"] > source_acc else "differs"
+    words.append(word)
     blocks.append(html.claim(
         claims["not_universal"]["section"], claims["not_universal"]["text"],
         f"On {model_name(source)}'s own untargeted adversarial images, {model_name(source)} classifies "
@@ -639,6 +658,7 @@ def problem_4(claims, seed, official, attack_step):
         "the images transfer to the other model more than the seed says."))
     linf = found["untargeted"]["median_linf"]
     word = "holds" if found["untargeted"]["success"]["accuracy"] > 0.99 and linf < 0.5 else "partly"
+    words.append(word)
     blocks.append(html.claim(
         claims["sensitive"]["section"], claims["sensitive"]["text"],
         f"Half of the successful untargeted perturbations change no pixel by more than {linf:.3f} ([0, 1] units, "
@@ -653,8 +673,8 @@ def problem_4(claims, seed, official, attack_step):
                f"{percent(untargeted['accuracy'])} of {untargeted['images']:,} (95 % interval "
                f"{percent(untargeted['low'])}–{percent(untargeted['high'])}); the seed's "
                f"{percent(seed_untargeted['accuracy'])} lies "
-               f"{compare(untargeted['low'], untargeted['high'], seed_untargeted['accuracy'])} it",
-               "holds" if untargeted["low"] > 0.5 else "differs")
+               f"{lies(untargeted, seed_untargeted['accuracy'])} it",
+               combined(words))
     return "<h2>4. Adversarial images</h2>" + "".join(blocks), summary
 
 
@@ -723,7 +743,7 @@ def defences(claims, anchors, trained, sets):
     retrain_words, word = "", "differs"
     if "retrain" in models and base:
         r, b = worst["retrain"], base
-        gains = [e for e in headline if r[e]["low"] > b[e]["high"]]
+        gains = [e for e in headline if lies(r[e], b[e]["accuracy"]) == "below"]
         retrain_train = next((t for t in trained if t["model"] == "retrain"), {})
         shown = ""
         if "retrain_accuracy" in sets.columns and "model2_accuracy" in sets.columns:
@@ -737,13 +757,18 @@ def defences(claims, anchors, trained, sets):
                          f"added to the training set.{shown} Against fresh attacks on itself (worst case): "
                          f"{at_budgets('retrain')}; model 1: {at_budgets('model1')}.")
         why = ("it resists attacks made on itself." if word == "holds" else
-               f"it resists model 1's images and gains beyond noise at ε = {', '.join(gains)}, but fresh attacks at "
-               f"ε = {top} still break {percent(1 - r[top]['accuracy'])} of the images." if word == "partly" else
+               "it resists model 1's images and gains beyond noise against fresh attacks at "
+               + ", ".join(f"ε = {e} (model 1's {percent(b[e]['accuracy'])} lies below its interval)" for e in gains)
+               + f", but fresh attacks at ε = {top} still break {percent(1 - r[top]['accuracy'])} of the images."
+               if word == "partly" else
                "it gains nothing beyond noise against fresh attacks on itself.")
         blocks.append(html.claim(claims["defence_retrain"]["section"], claims["defence_retrain"]["text"],
                                  retrain_words, word, why))
     summary_retrain = ("Defence 1 (4.3)", "retraining on adversarial images regularises",
-                       f"worst case at ε = {top}: {with_interval(worst['retrain'][top])}" if "retrain" in worst else "—",
+                       "worst case of " + f"{worst['retrain'][top]['images']:,} images, 95 % interval: " + "; ".join(
+                           f"ε = {e}: {short_interval(worst['retrain'][e])}"
+                           + (f" (model 1: {percent(base[e]['accuracy'])})" if base else "") for e in headline)
+                       if "retrain" in worst else "—",
                        word)
     adv_word, adv_number = "differs", "—"
     if "adversarial_training" in models:
@@ -754,7 +779,7 @@ def defences(claims, anchors, trained, sets):
                              f"stages ({', '.join(headline)})")
         anchor_rows = []
         for anchor in anchors["anchors"]:
-            where = compare(a[top]["low"], a[top]["high"], anchor["accuracy"])
+            where = lies(a[top], anchor["accuracy"])
             anchor_rows.append({"defence": anchor["defence"], "attack": anchor["attack"],
                                 f"robust accuracy at ε {top}": percent(anchor["accuracy"]),
                                 "against our 95 % interval": {"inside": "inside: no difference beyond noise",
@@ -778,8 +803,9 @@ def defences(claims, anchors, trained, sets):
             f"{with_interval(clean)}. Worst case per image: {at_budgets('adversarial_training')}"
             + (f"; model 1: {at_budgets('model1')}" if base else "") + f". Of the literature's {len(anchor_rows)} "
             f"figures at ε = {top} (each on the {anchors['images']:,} official test images): {where_anchors}.",
-            adv_word, (f"it is robust, and not completely: {percent(1 - a[top]['accuracy'])} of the images still fall at "
-                       f"ε = {top}, beyond noise below its clean accuracy." if adv_word == "holds" else
+            adv_word, (f"it is robust, and not completely: at ε = {top} it keeps {percent(a[top]['accuracy'])} of the images, "
+                       f"{100 * (clean['accuracy'] - a[top]['accuracy']):.1f} points below its clean "
+                       f"{percent(clean['accuracy'])}, beyond noise." if adv_word == "holds" else
                        "it gains robustness, but keeps less than half the images at the top budget."
                        if adv_word == "partly" else "it gains no robustness."),
             html.table(anchor_rows)))
@@ -801,7 +827,9 @@ def defences(claims, anchors, trained, sets):
                                   "worst case per image (solid), PGD, FGSM", color_order=order, dash="attack",
                                   dash_order=[ATTACK_NAMES[a] for a in ("worst", "pgd", "fgsm")])
                 + f"<h3>Transfer against perturbation size</h3><p>{model_name(transfer['source'].iloc[0])}'s adversarial "
-                  "images shown to every model: PGD images made within each ε, and the seed's unbounded attack run "
+                  "images shown to every model: PGD images made within each ε (one start, 50 steps, no early stop: so "
+                  f"{model_name(transfer['source'].iloc[0])}'s own row can lie a little above its worst case above), "
+                  "and the seed's unbounded attack run "
                   "until the source's wrong logit leads by each margin (median L∞ in [0, 1] units). Each cell: accuracy "
                   "(95 % Wilson interval).</p>" + html.table(transfer_rows))
     return html_out, [summary_retrain, summary_adv]

@@ -99,6 +99,21 @@ def test_every_claim_of_the_seed_appears_once_in_its_order_after_the_findings(bu
     assert text.count("Holds") + text.count("Differs") >= len(claims) + 6  # a verdict per claim, six in the box
 
 
+def test_each_problem_s_verdict_is_its_claims_and_no_gain_is_read_from_zero_counts(built):
+    _, page = built
+    findings, *sections = re.split(r"<h2>(?=\d\. )", page)
+    box = dict(re.findall(r'<tr><td>((?:Problem|Defence) \d)[^<]*</td><td>.*?</td><td>.*?</td><td><b class="(\w+)">',
+                          findings, flags=re.S))
+    for n, section in enumerate(sections[:4], 1):
+        words = re.findall(r'<b class="(holds|partly|differs)">', section)
+        assert box[f"Problem {n}"] == ("holds" if set(words) == {"holds"} else "differs" if set(words) == {"differs"}
+                                       else "partly"), (n, words)
+    # retrain against model 1, both 0 of 1,000 at ε 0.3: no gain there; at 0.1 model 1's 76.2 % is below retrain's interval
+    text = " ".join(visible_text(sections[4]).split())
+    assert box["Defence 1"] == "partly" and "gains beyond noise against fresh attacks at ε = 0.1 (model 1's 76.2 % lies " \
+        "below its interval), but fresh attacks at ε = 0.3 still break 100.0 % of the images." in text
+
+
 def test_labels_are_words_and_epsilon_has_one_unit(built):
     _, page = built
     text = visible_text(page)

@@ -195,7 +195,7 @@ def findings_box(findings):
     """One line per problem and per defence: the seed's claim, our number, the verdict."""
     rows = "".join(f"<tr><td>{part}</td><td>{claim_words}</td><td>{ours}</td><td>{html.verdict(word)}</td></tr>"
                    for part, claim_words, ours, word in findings)
-    return ('<div class="findings"><h2 style="margin-top:0">Findings</h2><table><thead><tr><th>part (the seed's sections)</th>'
+    return ('<div class="findings"><h2 style="margin-top:0">Findings</h2><table><thead><tr><th>part (sections of the seed)</th>'
             "<th>the seed's claim</th><th>our number</th><th>verdict</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
 

@@ -824,8 +824,8 @@ def defences(claims, anchors, trained, sets):
                 + "<h3>Robust accuracy against ε</h3><p>Each cell: accuracy (95 % Wilson interval) on the model's "
                   "images.</p>" + html.table(table)
                 + html.line_chart("robustness", chart, "ε", "accuracy", "model", "Accuracy against ε ([0, 1] units): "
-                                  "worst case per image (solid), PGD, FGSM", color_order=order, dash="attack",
-                                  dash_order=[ATTACK_NAMES[a] for a in ("worst", "pgd", "fgsm")])
+                                  "worst case per image (solid), PGD with restarts (dashed), FGSM (dotted)",
+                                  color_order=order, dash="attack", dash_order=[ATTACK_NAMES[a] for a in ("worst", "pgd", "fgsm")])
                 + f"<h3>Transfer against perturbation size</h3><p>{model_name(transfer['source'].iloc[0])}'s adversarial "
                   "images shown to every model: PGD images made within each ε (one start, 50 steps, no early stop: so "
                   f"{model_name(transfer['source'].iloc[0])}'s own row can lie a little above its worst case above), "

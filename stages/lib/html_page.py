@@ -118,10 +118,13 @@ def field(name):
     return "".join("\\" + c if c in ".[]\\" else c for c in name)
 
 
+DASHES = [[1, 0], [6, 3], [1, 3]]  # solid, dashed, dotted: the words a chart's title uses for its `dash` lines
+
+
 def line_chart(name, rows, x, y, color, title, log_y=False, color_order=None, dash=None, dash_order=None):
     """Lines of y over x, one per value of `color` (in color_order when given, one colour each), from a
     list of dicts (data inline); the y axis fits the data (not from 0); `dash` a column drawn as line
-    styles (the first of dash_order solid)."""
+    styles, solid, dashed, dotted in dash_order, which the title names (a legend would show dots)."""
     order = {"scale": {"domain": color_order}, "sort": color_order} if color_order else {}
     encoding = {"x": {"field": field(x), "type": "quantitative", "title": x},
                 "y": {"field": field(y), "type": "quantitative", "title": y,
@@ -129,8 +132,8 @@ def line_chart(name, rows, x, y, color, title, log_y=False, color_order=None, da
                 "color": {"field": field(color), "type": "nominal", "title": color, **order},
                 "tooltip": [{"field": field(c), "title": c} for c in (color, dash, x, y) if c]}
     if dash:
-        encoding["strokeDash"] = {"field": field(dash), "type": "nominal", "title": dash,
-                                  **({"scale": {"domain": dash_order}, "sort": dash_order} if dash_order else {})}
+        encoding["strokeDash"] = {"field": field(dash), "type": "nominal", "legend": None,
+                                  "scale": {"domain": dash_order, "range": DASHES[:len(dash_order)]}}
     return chart(name, {"title": title, "width": 520, "height": 300, "data": {"values": rows},
                         "mark": {"type": "line", "point": True}, "encoding": encoding})
 

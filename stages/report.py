@@ -441,7 +441,7 @@ def problem_3(claims, seed, models, n_test):
         "spec": {"width": 300, "height": 240, "mark": {"type": "line", "point": {"size": 12}},
                  "encoding": {"x": {"field": "epoch", "type": "quantitative", "title": "epoch"},
                               "y": {"field": "value", "type": "quantitative", "title": None,
-                                    "scale": {"type": "log", "nice": False}},
+                                    "scale": {"type": "log", "nice": False, "padding": 8}},
                               "color": {"field": "point", "type": "nominal", "title": "point",
                                         "scale": {"domain": order,
                                                   "scheme": "tableau10" if len(order) <= 10 else "tableau20"},
@@ -570,7 +570,8 @@ def gallery(kind, images, seed_gallery, source):
         out.append(html.figure_element(
             html.image_uri(strip), f"Test image {index}: label {int(r['label'])}{aim}; {model_name(source)} predicts "
                                    f"{int(r['predicted'])} after {int(r['steps'])} steps ({seed_words}). Original | "
-                                   "perturbation (shifted to [0, 2], as in the seed) | adversarial",
+                                   "perturbation (adversarial minus original; mid-grey is no change, as in the "
+                                   "seed) | adversarial",
             css_class="strip"))
     return "".join(out)
 

@@ -766,7 +766,7 @@ def defences(claims, anchors, trained, sets):
         blocks.append(html.claim(claims["defence_retrain"]["section"], claims["defence_retrain"]["text"],
                                  retrain_words, word, why))
     summary_retrain = ("Defence 1 (4.3)", "retraining on adversarial images regularises",
-                       "worst case of " + f"{worst['retrain'][top]['images']:,} images, 95 % interval: " + "; ".join(
+                       f"worst case of {worst['retrain'][top]['images']:,} images, 95 % interval: " + "; ".join(
                            f"ε = {e}: {short_interval(worst['retrain'][e])}"
                            + (f" (model 1: {percent(base[e]['accuracy'])})" if base else "") for e in headline)
                        if "retrain" in worst else "—",
@@ -778,23 +778,20 @@ def defences(claims, anchors, trained, sets):
         if float(anchors["epsilon"]) != float(top):
             raise StageError(f"{ANCHORS}: 'epsilon' {anchors['epsilon']} is not a headline budget of the robustness "
                              f"stages ({', '.join(headline)})")
-        anchor_rows = []
+        anchor_rows, places = [], {"inside": [], "above": [], "below": []}
         for anchor in anchors["anchors"]:
             where = lies(a[top], anchor["accuracy"])
+            places[where].append(f"{anchor['defence']}, {anchor['attack']}: {percent(anchor['accuracy'])}")
             anchor_rows.append({"defence": anchor["defence"], "attack": anchor["attack"],
                                 f"robust accuracy at ε {top}": percent(anchor["accuracy"]),
                                 "against our 95 % interval": {"inside": "inside: no difference beyond noise",
                                                              "above": "above it", "below": "below it"}[where],
                                 "source": anchor["source"]})
-        places = {place: [f"{r['defence']}, {r['attack']}: {r[f'robust accuracy at ε {top}']}" for r in anchor_rows
-                          if r["against our 95 % interval"].startswith(place)]
-                  for place in ("inside", "above", "below")}
+        it = "it" if len(places["inside"]) == 1 else "them"
         where_anchors = "; ".join(
-            f"{len(places[place])} {'lies' if len(places[place]) == 1 else 'lie'} {label}"
-            + (f" ({'; '.join(places[place])})" if places[place] else "")
-            for place, label in (("inside", "inside our interval, so our sample does not tell it apart"
-                                  if len(places["inside"]) == 1 else "inside our interval, so our sample does not "
-                                  "tell them apart"), ("above", "above it"), ("below", "below it")))
+            f"{len(found)} {'lies' if len(found) == 1 else 'lie'} {label}" + (f" ({'; '.join(found)})" if found else "")
+            for found, label in ((places["inside"], f"inside our interval, so our sample does not tell {it} apart"),
+                                 (places["above"], "above it"), (places["below"], "below it")))
         adv_word = "holds" if a[top]["accuracy"] >= 0.5 and a[top]["high"] < clean["high"] else "partly" \
             if a[top]["accuracy"] > (base[top]["accuracy"] if base else 0) else "differs"
         adv_number = f"worst case at ε = {top}: {with_interval(a[top])}"

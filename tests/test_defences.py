@@ -1,5 +1,6 @@
 """Beyond the seed: FGSM and PGD on the shared attack core, the two defences and the robustness stage."""
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -78,12 +79,16 @@ def test_our_pgd_is_at_least_as_strong_as_torchattacks_pgd(model_and_batch, epsi
 
 def test_autoattack_stays_in_the_ball_and_fools_at_least_what_our_pgd_fools(model_and_batch):
     model, x, labels = model_and_batch
-    adversarial, fooled = autoattack(model, x, labels, 0.02, bounds=BOUNDS, batch_size=64, seed=0)
+    adversarial, by_attack = autoattack(model, x, labels, 0.02, bounds=BOUNDS, batch_size=16, seed=0, steps=20,
+                                        queries=200)
+    assert list(by_attack) == ["apgd_ce", "apgd_t", "fab_t", "square"]  # the reference's order
+    assert (torch.stack(list(by_attack.values())).sum(0) <= 1).all()  # each image fooled by at most one
+    fooled = torch.stack(list(by_attack.values())).any(0)
     assert (adversarial - x).abs().max() <= 0.02 + 1e-6
     assert adversarial.min() >= BOUNDS[0] and adversarial.max() <= BOUNDS[1]
     with torch.no_grad():
         assert torch.equal(fooled, model(adversarial).argmax(1) != labels)
-    assert fooled[:10].all()  # misclassified before any attack
+    assert by_attack["apgd_ce"][:10].all()  # misclassified before any attack: the first attack's
     ours = pgd(model, x, labels, 0.02, steps=10, step_size=0.005, restarts=3, bounds=BOUNDS)[1]
     assert (ours & ~fooled).sum() == 0 and fooled.sum() < len(labels)
 
@@ -210,7 +215,9 @@ DEFENCE_CHANGES = {
     "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.epsilon_ramp_epochs": 1,
     "adversarial_training.guard.images": 50,
     "robustness.models": {"model1": {"n_images": 40}, "retrain": {"n_images": 40}, "adversarial_training": {"n_images": 60}},
-    "robustness.epsilon": [0.0, 0.05, 0.15, 0.3], "robustness.headline": [0.05, 0.3], "robustness.autoattack": [0.15],
+    "robustness.epsilon": [0.0, 0.05, 0.15, 0.3], "robustness.headline": [0.05, 0.3],
+    "robustness.autoattack.epsilon": [0.15], "robustness.autoattack.steps": 5, "robustness.autoattack.queries": 40,
+    "robustness.checks.epsilon": 0.15, "robustness.checks.steps": [2, 5],
     "robustness.pgd.steps": 5, "robustness.pgd.step_size": 0.05, "robustness.pgd.restarts": 3,
     "robustness.transfer.margins": [0.0, 1.0], "robustness.transfer.n_images": 40, "robustness.batch_size": 16,
 }
@@ -225,7 +232,8 @@ def defended(tmp_path_factory):
     run_main("retrain", "--data", "data/mnist", "--source", "models/model1.pt", "--model", "models/retrain.pt", cwd=root)
     run_main("adversarial_training", "--data", "data/mnist", "--model", "models/adversarial_training.pt", cwd=root)
     for name in ("model1", "retrain", "adversarial_training"):
-        run_main("robustness", name, "--data", "data/mnist", "--model", f"models/{name}.pt", cwd=root)
+        run_main("robustness", name, "--data", "data/mnist", "--model", f"models/{name}.pt",
+                 "--source", "models/model1.pt", cwd=root)
     run_main("robustness_transfer", "--data", "data/mnist", "--models", "models", cwd=root)
     return root
 
@@ -281,7 +289,10 @@ def test_the_evaluation_record_states_the_threat_model_the_images_and_every_inte
     assert record["images"]["count"] == 60 and record["images"]["test_set_size"] == 200 and record["images"]["seed"] == 0
     assert record["attacks"]["pgd"] == {**record["attacks"]["pgd"], "steps": 5, "step_size": 0.05, "restarts": 3}
     assert record["attacks"]["autoattack"]["epsilon"] == [0.15]
-    assert record["attacks"]["seed_attack"]["step_size_model_units"] == 0.05
+    assert record["attacks"]["minimal"]["step_size_model_units"] == 0.05
+    assert not record["attacks"]["autoattack"]["reference_settings"]  # 5 steps, 40 queries: not the reference's
+    assert record["attacks"]["autoattack"]["label"].startswith("AutoAttack, reduced")
+    assert record["attacks"]["apgd_t"]["settings"]["target_classes"] == 9
     assert set(record["versions"]) == {"python", "torch", "torchattacks"}
     worst = record["worst_case"]["0.3"]
     assert worst["accuracy"] == pytest.approx(table["worst"][3], abs=1e-8) and worst["images"] == 60
@@ -307,8 +318,11 @@ def test_a_change_to_one_models_evaluation_leaves_the_others_alone(defended):
     ({"robustness.models.model1.n_images": 0}, "'robustness.models.model1.n_images' must be greater than or equal to 1"),
     ({"robustness.transfer.source": "model9"}, "'robustness.transfer' 'source' must be one of 'robustness.models' "
                                                "(model1, model2, retrain"),
-    ({"robustness.autoattack": [0.25]}, "'robustness.autoattack' must be budgets of 'robustness.epsilon' (0, 0.1, 0.2, "
-                                        "0.3, 0.4); 0.25 is not"),
+    ({"robustness.autoattack.epsilon": [0.25]}, "'robustness.autoattack' must be budgets of 'robustness.epsilon' "
+                                             "(0, 0.1, 0.2, 0.3, 0.4, 0.5); 0.25 is not"),
+    ({"robustness.checks.epsilon": 0.35}, "'robustness.checks' must be budgets of 'robustness.epsilon'"),
+    ({"robustness.checks.steps": [50, 10]}, "'robustness.checks.steps' must increase, got [50, 10]"),
+    ({"robustness.autoattack.queries": 0}, "'robustness.autoattack.queries' must be greater than or equal to 1"),
     ({"adversarial_training.epsilon": 1.2}, "'adversarial_training.epsilon' must be less than or equal to 1"),
     ({"robustness.headline": [0.6, 0.6]}, "'robustness.headline' must not repeat a value"),
     ({"adversarial_training.epsilon_ramp_epochs": 11}, "'adversarial_training.epsilon_ramp_epochs' must be at most "
@@ -325,3 +339,65 @@ def test_the_defence_params_are_validated_with_one_line_naming_the_key(tmp_path,
     with pytest.raises(StageError) as error:
         check_params_with(tmp_path, **changes)
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_per_image_record_gives_every_accuracy_and_names_the_attacks(defended):
+    """plots/robustness/images/<model>.csv: one row per evaluated image; per budget, the attacks that found
+    an example within it. The images with no attack named are exactly the worst case's robust ones."""
+    for name, count in (("model1", 40), ("retrain", 40), ("adversarial_training", 60)):
+        images = pd.read_csv(defended / f"plots/robustness/images/{name}.csv", keep_default_na=False, dtype=str)
+        table = pd.read_csv(defended / f"plots/robustness/{name}.csv")
+        record = json.loads((defended / f"plots/robustness/{name}.json").read_text())
+        assert list(images.columns) == ["test_index", "label", "0", "0.05", "0.15", "0.3"] and len(images) == count
+        assert images["test_index"].astype(int).between(0, 199).all() and images["test_index"].is_unique
+        for column, worst in zip(images.columns[2:], table["worst"]):
+            assert (images[column] == "").mean() == pytest.approx(worst, abs=1e-8), (name, column)
+            named = {a for cell in images[column] for a in cell.split()}
+            assert named <= set(record["attacks"]) - {"autoattack"}, named
+        # per attack, the share of images it is named for at a budget is 1 minus its own curve
+        for attack in ("fgsm", "pgd", "minimal"):
+            for column, value in zip(images.columns[2:], table[attack]):
+                assert images[column].str.split().apply(lambda a: attack in a).mean() == pytest.approx(1 - value, abs=1e-8)
+        assert ("transfer" in record["attacks"]) == (name != "model1")  # model1 is the transfer's source
+
+
+def test_the_gradient_masking_checks_carry_their_numbers_and_a_verdict(defended):
+    record = json.loads((defended / "plots/robustness/adversarial_training.json").read_text())
+    checks = {c["check"]: c for c in record["checks"]}
+    assert set(checks) == {"iterative_vs_single_step", "more_steps", "large_budget", "gradient_free", "transfer"}
+    assert all(c["verdict"] in ("pass", "warning") for c in checks.values())
+    assert [r["epsilon"] for r in checks["iterative_vs_single_step"]["numbers"]] == [0.05, 0.15, 0.3]
+    steps = checks["more_steps"]["numbers"]
+    assert [s["steps"] for s in steps] == [2, 5] and checks["more_steps"]["epsilon"] == 0.15
+    assert steps[1]["minus_fewer_steps"]["difference"] == pytest.approx(steps[1]["accuracy"] - steps[0]["accuracy"])
+    large = checks["large_budget"]
+    assert large["epsilon"] == 0.3 and large["verdict"] == ("pass" if large["numbers"]["worst"] <= 0.1 else "warning")
+    square = checks["gradient_free"]["numbers"]
+    assert square["drop"] == pytest.approx(square["square_only"] / 60)
+    assert checks["transfer"]["source"] == "model1"
+
+
+def test_a_check_warns_when_its_numbers_say_so():
+    """masking_checks on planted per-image flags: FGSM stronger than PGD, and Square alone fooling 3 %."""
+    from stages import robustness
+    from stages.lib.robustness import AutoAttack, Checks, Pgd
+
+    n, rows = 200, 3
+    none = torch.zeros(rows, n, dtype=torch.bool)
+    fgsm, square = none.clone(), none.clone()
+    fgsm[1:, :40] = True  # FGSM fools 20 % at 0.1 and 0.3, PGD nothing: a sign of masked gradients
+    square[2, 40:46] = True
+    fooled = {"fgsm": fgsm, "pgd": none, "minimal": none, "pgd2": none, "pgd5": none,
+              "apgd_ce": none, "apgd_t": none, "fab_t": none, "square": square}
+    run = SimpleNamespace(epsilon=[0.0, 0.1, 0.3], checks=Checks(epsilon=0.3, steps=[2, 5]),
+                          autoattack=AutoAttack(epsilon=[0.3], steps=100, queries=5000), source="model1",
+                          pgd=Pgd(steps=5, step_size=0.1, restarts=1))
+    checks = {c["check"]: c for c in robustness.masking_checks(fooled, run, {2: "pgd2", 5: "pgd5"})}
+    assert checks["iterative_vs_single_step"]["verdict"] == "warning"
+    assert checks["gradient_free"]["verdict"] == "warning" and checks["gradient_free"]["numbers"]["square_only"] == 6
+    assert checks["more_steps"]["verdict"] == "pass"
+    assert checks["large_budget"]["verdict"] == "warning"  # nothing fooled at the largest budget
+    fooled["pgd"] = fgsm
+    fooled["pgd5"][2] = True
+    checks = {c["check"]: c for c in robustness.masking_checks(fooled, run, {2: "pgd2", 5: "pgd5"})}
+    assert checks["iterative_vs_single_step"]["verdict"] == "pass" and checks["more_steps"]["verdict"] == "pass"

@@ -29,7 +29,8 @@ TINY_PROFILE = {
     "adversarial_training.guard.images": 100,
     "robustness.models": {name: {"n_images": 16} for name in ("model1", "model2", "retrain", "adversarial_training")},
     "robustness.epsilon": [0.0, 0.15, 0.3], "robustness.headline": [0.15, 0.3],
-    "robustness.autoattack": [], "robustness.pgd.steps": 5, "robustness.pgd.restarts": 2,
+    "robustness.autoattack.epsilon": [], "robustness.checks.epsilon": 0.3, "robustness.checks.steps": [2, 4],
+    "robustness.pgd.steps": 5, "robustness.pgd.restarts": 2,
     "robustness.transfer.margins": [0.0, 2.0], "robustness.transfer.n_images": 16,
 }
 

@@ -1,22 +1,42 @@
-"""AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T and Square, run one after
-another on the images the previous ones failed on) from torchattacks: a parameter-free ensemble from a
-well-kept library, the independent check on the project's own attacks. torchattacks works on images in
-[0, 1]; the models here see PIXEL_RANGE, so the model is wrapped and the budget rescaled."""
+"""AutoAttack (Croce & Hein 2020), standard version, L-inf, as its reference code (fra31/auto-attack)
+runs it: APGD-CE, APGD-T, FAB-T and Square, one after another, each on the images the previous ones
+failed on. Each attack is torchattacks' own class, built with every setting written out below; the
+cascade is torchattacks' MultiAttack's, written out so that it records which attack fooled which image.
+torchattacks works on images in [0, 1]; the models here see PIXEL_RANGE, so the model is wrapped and
+the budget rescaled."""
 import torch
 from torch import nn
 
 from stages.lib.data import NUM_CLASSES
 from stages.lib.models import predict
 
+# the reference's standard version: 100 iterations for APGD and FAB, 9 target classes, 5,000 queries
+REFERENCE = {"steps": 100, "queries": 5000}
 
-# torchattacks 3.5.1's AutoAttack(version="standard"), as it is built there (the reference implementation
-# of Croce & Hein runs 100 iterations for APGD and FAB; torchattacks keeps its own default of 10)
-AUTOATTACK = {
-    "library": "torchattacks", "version": "standard", "seed": "robustness.seed",
-    "attacks": ["APGD-CE (10 steps, 1 restart)", "APGD-T (10 steps, 9 target classes, 1 restart)",
-                "FAB-T (10 steps, 9 target classes, 1 restart)", "Square (5,000 queries, 1 restart)"],
-    "run": "one after another, each on the images the previous ones failed on",
-}
+
+def settings(steps, queries):
+    """Every attack of the cascade in run order: {name: {label, class, settings}}; with the reference's
+    steps and queries, exactly Croce & Hein's standard version."""
+    targets = NUM_CLASSES - 1
+    return {
+        "apgd_ce": {"label": f"APGD-CE ({steps} steps)", "class": "torchattacks.APGD",
+                    "settings": {"norm": "Linf", "steps": steps, "n_restarts": 1, "loss": "ce", "eot_iter": 1,
+                                 "rho": 0.75}},
+        "apgd_t": {"label": f"APGD-T ({steps} steps, {targets} target classes)", "class": "torchattacks.APGDT",
+                   "settings": {"norm": "Linf", "steps": steps, "n_restarts": 1, "n_classes": NUM_CLASSES,
+                                "target_classes": targets, "eot_iter": 1, "rho": 0.75}},
+        "fab_t": {"label": f"FAB-T ({steps} steps, {targets} target classes)", "class": "torchattacks.FAB",
+                  "settings": {"norm": "Linf", "steps": steps, "n_restarts": 1, "multi_targeted": True,
+                               "n_classes": NUM_CLASSES, "target_classes": targets, "alpha_max": 0.1, "eta": 1.05,
+                               "beta": 0.9}},
+        "square": {"label": f"Square ({queries:,} queries)", "class": "torchattacks.Square",
+                   "settings": {"norm": "Linf", "n_queries": queries, "n_restarts": 1, "p_init": 0.8,
+                                "loss": "margin", "resc_schedule": True}},
+    }
+
+
+def is_reference(steps, queries):
+    return steps == REFERENCE["steps"] and queries == REFERENCE["queries"]
 
 
 class UnitRangeModel(nn.Module):
@@ -36,24 +56,46 @@ class UnitRangeModel(nn.Module):
         return x * self.span + self.low
 
 
-def autoattack(model, images, labels, epsilon, *, bounds, batch_size, seed):
-    """AutoAttack (standard, L-inf) within epsilon (in the units of bounds) of each image, in batches of
-    batch_size (on a CPU its Python overhead per iteration dominates: the fewer batches, the faster), its
-    random starts seeded by seed; returns (adversarial images in the units of bounds,
-    fooled flags). An image the model already misclassifies counts as fooled. The model's parameters
-    receive no gradients."""
+def _attacks(unit, eps, steps, queries, seed):
     import torchattacks  # here, not at the top: it imports scipy, ~0.5 s of every start-up of check_params
 
+    return {
+        "apgd_ce": torchattacks.APGD(unit, norm="Linf", eps=eps, steps=steps, n_restarts=1, seed=seed, loss="ce",
+                                     eot_iter=1, rho=0.75),
+        "apgd_t": torchattacks.APGDT(unit, norm="Linf", eps=eps, steps=steps, n_restarts=1, seed=seed, eot_iter=1,
+                                     rho=0.75, n_classes=NUM_CLASSES),
+        "fab_t": torchattacks.FAB(unit, norm="Linf", eps=eps, steps=steps, n_restarts=1, alpha_max=0.1, eta=1.05,
+                                  beta=0.9, seed=seed, multi_targeted=True, n_classes=NUM_CLASSES),
+        "square": torchattacks.Square(unit, norm="Linf", eps=eps, n_queries=queries, n_restarts=1, p_init=0.8,
+                                      loss="margin", resc_schedule=True, seed=seed),
+    }
+
+
+def autoattack(model, images, labels, epsilon, *, bounds, batch_size, seed, steps=REFERENCE["steps"],
+               queries=REFERENCE["queries"]):
+    """AutoAttack within epsilon (in the units of bounds) of each image, in batches of batch_size, its
+    random parts seeded by seed. Returns (adversarial images in the units of bounds, {attack name: the
+    images it fooled}): each attack runs on the images every earlier one failed on, so an image is
+    fooled by at most one of them; an image the model already misclassifies counts as fooled by the
+    first. The model's parameters receive no gradients."""
     unit = UnitRangeModel(model, bounds).eval()
-    attack = torchattacks.AutoAttack(unit, norm="Linf", eps=epsilon / unit.span, version="standard",
-                                     n_classes=NUM_CLASSES, seed=seed)
+    attacks = _attacks(unit, epsilon / unit.span, steps, queries, seed)
+    adversarial = images.clone()
+    fooled = {name: torch.zeros(len(labels), dtype=torch.bool, device=labels.device) for name in attacks}
+    alive = torch.arange(len(labels), device=labels.device)
     requires_grad = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     try:
-        batches = [unit.from_unit(attack(unit.to_unit(images[s:s + batch_size]), labels[s:s + batch_size]))
-                   for s in range(0, len(labels), batch_size)]
+        for name, attack in attacks.items():
+            if not len(alive):
+                break
+            found = torch.cat([unit.from_unit(attack(unit.to_unit(images[chunk]), labels[chunk]))
+                               for chunk in alive.split(batch_size)])
+            hit = predict(model, found, batch_size) != labels[alive]
+            adversarial[alive[hit]] = found[hit]
+            fooled[name][alive[hit]] = True
+            alive = alive[~hit]
     finally:
         for p, flag in zip(model.parameters(), requires_grad):
             p.requires_grad_(flag)
-    adversarial = torch.cat(batches) if batches else images.clone()
-    return adversarial, predict(model, adversarial, batch_size) != labels
+    return adversarial, fooled

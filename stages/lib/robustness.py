@@ -20,6 +20,25 @@ class Pgd(Section):
     restarts: Annotated[int, Field(ge=1, le=100)]
 
 
+class AutoAttack(Section):
+    epsilon: list[Budget]  # at these budgets, on the images every other attack failed on
+    steps: Annotated[int, Field(ge=1, le=10_000)]  # APGD-CE, APGD-T and FAB-T (the reference: 100)
+    queries: Annotated[int, Field(ge=1, le=100_000)]  # Square (the reference: 5,000)
+
+
+class Checks(Section):
+    """Carlini et al. 2019's checks against gradient masking that need attacks of their own."""
+    epsilon: Budget  # PGD with each count of steps at this budget
+    steps: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=2)]
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, value):
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError(f"must increase, got {value!r}")
+        return value
+
+
 class Evaluated(Section):
     n_images: Count | None  # the first n of the seeded permutation of the test set (null: all of it)
 
@@ -39,21 +58,28 @@ class RobustnessSection(Section):
     models: Annotated[dict[Name, Evaluated], Field(min_length=1)]
     epsilon: Annotated[list[Budget], Field(min_length=1)]
     headline: Annotated[list[Budget], Field(min_length=1)]  # metrics: the worst case at these budgets
-    autoattack: list[Budget]  # AutoAttack at these budgets, on the images every other attack failed on
+    autoattack: AutoAttack
+    checks: Checks
     pgd: Pgd
     seed: Seed
     batch_size: WorkingBatch  # auto: CPU_BATCH on the CPU, a GPU's own size there
     transfer: Transfer
 
-    @field_validator("headline", "autoattack")
+    @field_validator("headline")
     @classmethod
     def _on_the_grid(cls, value, info):
-        unique(value)
-        grid = info.data.get("epsilon", value)
-        off = [e for e in value if e not in grid]
-        if off:
-            raise ValueError(f"must be budgets of 'robustness.epsilon' ({', '.join(f'{e:g}' for e in grid)}); "
-                             f"{', '.join(f'{e:g}' for e in off)} is not")
+        return on_the_grid(value, info.data.get("epsilon", value))
+
+    @field_validator("autoattack")
+    @classmethod
+    def _autoattack_on_the_grid(cls, value, info):
+        on_the_grid(value.epsilon, info.data.get("epsilon", value.epsilon))
+        return value
+
+    @field_validator("checks")
+    @classmethod
+    def _checks_on_the_grid(cls, value, info):
+        on_the_grid([value.epsilon], info.data.get("epsilon", [value.epsilon]))
         return value
 
     @field_validator("epsilon")
@@ -71,6 +97,15 @@ class RobustnessSection(Section):
             raise ValueError(f"'source' must be one of 'robustness.models' ({', '.join(models)}), "
                              f"got {transfer.source!r}")
         return transfer
+
+
+def on_the_grid(budgets, grid):
+    unique(budgets)
+    off = [e for e in budgets if e not in grid]
+    if off:
+        raise ValueError(f"must be budgets of 'robustness.epsilon' ({', '.join(f'{e:g}' for e in grid)}); "
+                         f"{', '.join(f'{e:g}' for e in off)} is not")
+    return budgets
 
 
 def evaluation_images(data_dir, n_images, seed, device):

@@ -33,3 +33,72 @@ def compare(low, high, other):
     """Where `other` (an anchor, another model's figure) lies against the interval [low, high]: 'above',
     'below' or 'inside' — whether the difference lies outside the interval."""
     return "above" if other > high else "below" if other < low else "inside"
+
+
+# --- comparing two accuracies ----------------------------------------------------------------------
+# Two models (or attacks) on the same images: a paired comparison, McNemar's exact test on the images
+# one gets right and the other wrong, with the difference's 95 % interval by Newcombe's method 10 for
+# paired data (Newcombe 1998, Stat Med 17:2635). An accuracy against a figure measured on other images
+# (the literature's, on its own test set): the difference's 95 % interval by Newcombe's method 10 for
+# independent samples (Newcombe 1998, Stat Med 17:873). Both build on the Wilson interval above; the
+# words follow from the interval alone.
+HIGHER, LOWER, UNDETECTED = "higher", "lower", "no difference detectable at this sample size"
+
+
+def direction(low, high):
+    """The words for a difference whose 95 % interval is [low, high]."""
+    return HIGHER if low > 0 else LOWER if high < 0 else UNDETECTED
+
+
+def mcnemar_exact(only_first, only_second):
+    """Two-sided exact McNemar p-value from the discordant counts: twice the smaller binomial tail."""
+    n, k = only_first + only_second, min(only_first, only_second)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def _newcombe(p1, interval1, p2, interval2, phi=0.0):
+    (l1, u1), (l2, u2) = interval1, interval2
+    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return p1 - p2 - below, p1 - p2 + above
+
+
+def paired(both, only_first, only_second, neither):
+    """First against second on the same images, from the four counts (both right, only the first right,
+    only the second right, neither): {difference (first minus second, a share), low, high, p_value
+    (McNemar exact), only_first, only_second, images, words}."""
+    n = both + only_first + only_second + neither
+    if n <= 0:
+        raise ValueError("a comparison needs at least one image")
+    first, second = both + only_first, both + only_second
+    margins = first * (n - first) * second * (n - second)
+    # the correlation of the two, shrunk as Newcombe (in Altman et al., Statistics with Confidence) does
+    cross = both * neither - only_first * only_second
+    shrunk = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = shrunk / math.sqrt(margins) if margins else 0.0
+    low, high = _newcombe(first / n, wilson(first, n), second / n, wilson(second, n), phi)
+    return {"difference": (first - second) / n, "low": low, "high": high,
+            "p_value": mcnemar_exact(only_first, only_second), "only_first": only_first,
+            "only_second": only_second, "images": n, "words": direction(low, high)}
+
+
+def paired_flags(first, second):
+    """paired() from two equal-length sequences of per-image right (True) / wrong (False) flags."""
+    if len(first) != len(second):
+        raise ValueError(f"paired flags differ in length: {len(first)} and {len(second)}")
+    pairs = list(zip(map(bool, first), map(bool, second)))
+    return paired(pairs.count((True, True)), pairs.count((True, False)), pairs.count((False, True)),
+                  pairs.count((False, False)))
+
+
+def independent(correct, images, other_accuracy, other_images):
+    """Our accuracy (correct of images) against a figure measured on other_images other images:
+    {difference (ours minus theirs), low, high, words}."""
+    other_correct = round(other_accuracy * other_images)
+    low, high = _newcombe(correct / images, wilson(correct, images), other_correct / other_images,
+                          wilson(other_correct, other_images))
+    return {"difference": correct / images - other_correct / other_images, "low": low, "high": high,
+            "words": direction(low, high)}

@@ -1,12 +1,14 @@
 """Section 5's inputs in the robustness stages' layout (per model: metrics/robustness/<model>.json,
-plots/robustness/<model>.csv and .json; plots/robustness/transfer.csv), written from a small table of
-accuracies, for building the report in a test; and a copy of the committed outputs with them."""
+plots/robustness/<model>.csv and .json, plots/robustness/images/<model>.csv; plots/robustness/transfer.csv),
+written from a small table of accuracies, for building the report in a test; and a copy of the committed
+outputs with them."""
 import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from stages.lib.autoattack import settings
 from stages.lib.stats import METHOD, interval
 from stages.lib.units import UNITS
 from tests.conftest import ROOT
@@ -25,6 +27,7 @@ CURVES = {
                              "minimal": (0.986, 0.984, 0.98, 0.97, 0.5), "worst": (0.986, 0.98, 0.97, 0.912, 0.054)},
 }
 IMAGES = {"model1": 1000, "model2": 1000, "retrain": 1000, "adversarial_training": 3500}
+CHECKS = ("iterative_vs_single_step", "more_steps", "large_budget", "gradient_free", "transfer")
 ONLY_AUTOATTACK = {"model1": 0, "model2": 0, "retrain": 0, "adversarial_training": 11}
 TRANSFER = [  # setting, epsilon, margin, median L-inf ([0, 1] units), accuracy per model
     ("pgd", 0.0, None, None, (0.99, 0.99, 0.99, 0.986)),
@@ -35,14 +38,57 @@ TRANSFER = [  # setting, epsilon, margin, median L-inf ([0, 1] units), accuracy 
 ]
 
 
-def write_robustness(root, curves=CURVES, images=IMAGES):
-    """The robustness stages' outputs under root, from `curves` (model -> attack -> accuracies)."""
+def attack_record(with_transfer):
+    record = {"fgsm": {"label": "FGSM", "steps": 1, "step_size": "epsilon"},
+              "pgd": {"label": "PGD-50 × 10", "steps": 50, "step_size": 0.01, "restarts": 10,
+                      "random_start": "uniform in the epsilon ball"},
+              "minimal": {"label": "the homework's attack", "step_size_model_units": 0.01, "step_size": 0.005,
+                          "max_steps": 300}}
+    if with_transfer:
+        record["transfer"] = {"label": "transfer from model1", "source": "model1", "steps": 50, "step_size": 0.01,
+                              "made_by": "PGD-50 on model1, one random start, every step taken (no early stop)"}
+    for k in (10, 50, 200):
+        record[f"pgd{k}"] = {"label": f"PGD-{k}", "steps": k, "step_size": 0.75 / k, "restarts": 1, "epsilon": [0.3]}
+    record |= {name: {**a, "epsilon": [0.3], "part_of": "autoattack"} for name, a in settings(100, 5000).items()}
+    record["autoattack"] = {"label": "AutoAttack, standard version", "reference_settings": True,
+                            "library": "torchattacks", "attacks": list(settings(100, 5000)),
+                            "run": "one after another, each on the images every earlier attack failed on",
+                            "epsilon": [0.3]}
+    return record
+
+
+def check_record(model, n, warnings=()):
+    """The stage's five checks with plausible numbers; those named in `warnings` warn."""
+    same = {"difference": 0.0, "low": -0.01, "high": 0.01, "p_value": 1.0, "only_first": 0, "only_second": 0,
+            "words": "no difference detectable at this sample size"}
+    numbers = {
+        "iterative_vs_single_step": [{"epsilon": e, "fgsm": 0.9, "pgd": 0.8, "pgd_minus_fgsm": same} for e in EPSILONS[1:]],
+        "more_steps": [{"steps": 10, "accuracy": 0.93}, {"steps": 50, "accuracy": 0.92, "minus_fewer_steps": same},
+                       {"steps": 200, "accuracy": 0.92, "minus_fewer_steps": same}],
+        "large_budget": {"worst": 0.0, "pgd": 0.0, "at_most": 0.1},
+        "gradient_free": {"square_only": 30 if "gradient_free" in warnings else 0, "images": n,
+                          "drop": (30 if "gradient_free" in warnings else 0) / n, "alpha": 0.002},
+        "transfer": [{"epsilon": e, "transfer": 0.95, "white_box": 0.9, "transfer_only": 0,
+                      "white_box_minus_transfer": same} for e in EPSILONS[1:]]}
+    checks = [{"check": c, "epsilon": 0.3, "numbers": numbers[c], "verdict": "warning" if c in warnings else "pass"}
+              for c in CHECKS if c != "transfer" or model != "model1"]
+    for c in checks:
+        if c["check"] == "transfer":
+            c["source"] = "model1"
+    return checks
+
+
+def write_robustness(root, curves=CURVES, images=IMAGES, warnings=None):
+    """The robustness stages' outputs under root, from `curves` (model -> attack -> accuracies) and
+    `warnings` (model -> the checks that warn)."""
+    warnings = warnings or {}
     root = Path(root)
     (root / "metrics/robustness").mkdir(parents=True, exist_ok=True)
     (root / "plots/robustness").mkdir(parents=True, exist_ok=True)
     for model, attacks in curves.items():
         n = images[model]
         table = pd.DataFrame({"epsilon": EPSILONS, "images": n, **attacks,
+                              "transfer": attacks["pgd"] if model != "model1" else [None] * len(EPSILONS),
                               "only_autoattack": [ONLY_AUTOATTACK[model] if e == 0.3 else None for e in EPSILONS],
                               "worst_low": [interval(a, n)["low"] for a in attacks["worst"]],
                               "worst_high": [interval(a, n)["high"] for a in attacks["worst"]]})
@@ -55,25 +101,26 @@ def write_robustness(root, curves=CURVES, images=IMAGES):
             "threat_model": {"norm": "Linf", "epsilon_units": UNITS, "epsilon": list(EPSILONS)},
             "images": {"count": n, "test_set_size": 10000, "seed": 0,
                        "selection": f"the first {n:,} of a random permutation of the 10,000 test images"},
-            "attacks": {"fgsm": {"steps": 1, "step_size": "epsilon"},
-                        "pgd": {"steps": 50, "step_size": 0.01, "restarts": 10,
-                                "random_start": "uniform in the epsilon ball"},
-                        "seed_attack": {"step_size_model_units": 0.01, "step_size": 0.005, "max_steps": 300},
-                        "autoattack": {"library": "torchattacks", "version": "standard",
-                                       "attacks": ["APGD-CE", "APGD-T", "FAB-T", "Square"], "epsilon": [0.3]}},
+            "attacks": attack_record(model != "model1"),
+            "checks": check_record(model, n, warnings.get(model, ())),
             "versions": {"python": "3.11.7", "torch": "2.5.1", "torchattacks": "3.5.1"},
             "clean": interval(worst["0"], n),
             "worst_case": {e: interval(worst[e], n) for e in HEADLINE}}))
+        (root / "plots/robustness/images").mkdir(exist_ok=True)
+        fooled = [round((1 - a) * n) for a in attacks["worst"]]  # k images fooled at each budget, spread evenly
+        pd.DataFrame([{"test_index": i, "label": i % 10} | {f"{e:g}": "pgd" if i * 7919 % n < k else ""
+                                                           for e, k in zip(EPSILONS, fooled)}
+                      for i in range(n)]).to_csv(root / f"plots/robustness/images/{model}.csv", index=False)
     pd.DataFrame([{"source": "model1", "setting": setting, "epsilon": epsilon, "margin": margin,
                    "median_linf": linf, "images": 1000, **dict(zip(curves, accuracies))}
                   for setting, epsilon, margin, linf, accuracies in TRANSFER]).to_csv(
         root / "plots/robustness/transfer.csv", index=False)
 
 
-def outputs_copy(path, curves=CURVES):
+def outputs_copy(path, curves=CURVES, warnings=None):
     """The committed outputs the report reads under path, with section 5's inputs in the robustness
-    stages' layout (from `curves`)."""
+    stages' layout (from `curves` and `warnings`)."""
     for name in ("plots", "metrics", "reference"):
         shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("robustness*"), dirs_exist_ok=True)
-    write_robustness(path, curves)
+    write_robustness(path, curves, warnings=warnings)
     return path

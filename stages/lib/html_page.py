@@ -165,9 +165,9 @@ def verdict(word):
 
 
 def claim(section, text, evidence, word, why, shown=""):
-    """One of the seed's observations: its words (with its section), the evidence (sentences, then the
+    """One of the homework's observations: its words (with its section), the evidence (sentences, then the
     figures or charts in `shown`) and the verdict with its reason."""
-    return (f'<div class="claim"><p class="seed">The seed, {html.escape(section)}: “{html.escape(text)}”</p>'
+    return (f'<div class="claim"><p class="seed">The homework, {html.escape(section)}: “{html.escape(text)}”</p>'
             f"<p><b>Evidence.</b> {evidence}</p>{shown}<p>{verdict(word)}: {why}</p></div>")
 
 

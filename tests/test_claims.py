@@ -12,7 +12,6 @@ are not here: the docs say which machine and run each comes from.
 """
 import csv
 import json
-import math
 import re
 import shutil
 from functools import cache
@@ -21,10 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.lib.stats import wilson
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md"))]
 SOURCES = ["metrics", "plots", "reference", "params.yaml", "dvc.lock"]  # what the claims read
-Z_95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 MODELS = ["model1", "model2", "retrain", "adversarial_training"]
 BATCHES = [32, 64, 128]
 
@@ -72,14 +72,6 @@ def lock_size(root, prefix):
 
 
 # --- formatting as the docs write it ----------------------------------------------------------------
-
-def wilson(correct, images):
-    """The 95 % Wilson interval of correct / images (the formula of stages/lib/stats.py)."""
-    p, n = correct / images, images
-    centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
-    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
 
 def pct(x, digits=1):
     """A fraction in percent; an exact 0 is written "0"."""

@@ -7,7 +7,10 @@ the attack stage reports, with no 30 MB file between the two stages.
 For each set and model: accuracy against the true labels, the rate of predicting the target (targeted
 set) and the clean accuracy on the same images. Writes plots/transfer/sets.csv (every figure per set, and
 the source), metrics/transfer.json (the seed's headline: the first receiver's accuracy per set and its
-target rate) and a confusion matrix per set for the first receiver (true label vs its prediction).
+target rate), a confusion matrix per set for the first receiver (true label vs its prediction), and
+plots/transfer/predictions.csv, every model's prediction per test image, clean and on each set's
+adversarial image (-1 where the attack did not succeed), so that two models on the same images can be
+compared image by image (a paired test).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +75,13 @@ def accuracy(predicted, labels):
     return (predicted == labels).double().mean().item() if len(labels) else None
 
 
+def _on_the_set(indices, values, n):
+    """Per test image, the value of the set's image made from it; -1 for test images not in the set."""
+    column = torch.full((n,), -1, dtype=torch.int64)
+    column[indices] = values.to(torch.int64)
+    return column
+
+
 def main(argv=None):
     parser = cli.parser(__doc__)
     parser.add_argument("--data", required=True, help="the fetch_mnist output folder")
@@ -85,6 +95,8 @@ def main(argv=None):
     test_images, test_labels = to_model_input(test_images).to(device), test_labels.to(device)
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in [source, *receivers]}
     metrics, rows, confusions = {}, [], {}
+    predictions = {"test_index": torch.arange(len(test_labels)), "label": test_labels.cpu()} | {
+        name: predict(model, test_images, batch).cpu() for name, model in models.items()}
     for kind in KINDS:
         adversarial = adversarial_set(kind, models[source], test_images, test_labels, step_size=run.step_size,
                                       max_steps=run.max_steps, epsilon=run.epsilon, n_images=run.n_images,
@@ -93,8 +105,12 @@ def main(argv=None):
         images, labels, targets = adversarial["images"][won], adversarial["labels"][won], adversarial["targets"][won]
         clean = adversarial["originals"][won]
         row, metrics[kind] = {"set": kind, "source": source, "images": len(labels)}, {}
+        indices = adversarial["indices"][won].cpu()
+        if kind == "targeted":
+            predictions[f"{kind}_target"] = _on_the_set(indices, targets.cpu(), len(test_labels))
         for name, model in models.items():
             predicted = predict(model, images, batch)
+            predictions[f"{kind}_{name}"] = _on_the_set(indices, predicted.cpu(), len(test_labels))
             row[f"{name}_accuracy"] = accuracy(predicted, labels)
             row[f"{name}_clean_accuracy"] = accuracy(predict(model, clean, batch), labels)
             row[f"{name}_target_rate"] = accuracy(predicted, targets) if kind == "targeted" else None
@@ -113,6 +129,7 @@ def main(argv=None):
                                       figures / f"confusion_{kind}.png")
         write_json(stage("metrics/transfer.json"), metrics)
         write_csv(stage("plots/transfer/sets.csv"), rows)
+        write_csv(stage("plots/transfer/predictions.csv"), {k: v.tolist() for k, v in predictions.items()})
     for row in rows:
         print(f"transfer {row['set']}: {row['images']} images of {source}; accuracy " + ", ".join(
             f"{name} {row[f'{name}_accuracy']:.4f}" for name in models if row[f"{name}_accuracy"] is not None))

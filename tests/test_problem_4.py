@@ -193,6 +193,19 @@ def test_attack_and_transfer_stages(workdir, capsys):
                         "targeted": {"model2_accuracy": transfer["targeted"]["model2_accuracy"],
                                      "model2_target_rate": transfer["targeted"]["model2_target_rate"]}}
     assert "plots/transfer/figures/confusion_targeted.png" in files_under(workdir)
+    # the per-image record gives back every accuracy of sets.csv, so paired tests can read it
+    predictions = pd.read_csv(workdir / "plots/transfer/predictions.csv")
+    assert predictions["test_index"].tolist() == list(range(len(predictions)))
+    for kind in ("untargeted", "targeted"):
+        in_set = predictions[predictions[f"{kind}_model2"] >= 0]
+        images = pd.read_csv(workdir / f"plots/attack_{kind}/images.csv")
+        assert sorted(in_set["test_index"]) == sorted(images.loc[images["success"], "index"])
+        for name in ("model1", "model2"):
+            assert (in_set[f"{kind}_{name}"] == in_set["label"]).mean() == pytest.approx(
+                sets.loc[kind, f"{name}_accuracy"], abs=1e-8)
+    targeted = predictions[predictions["targeted_target"] >= 0]
+    assert (targeted["targeted_model2"] == targeted["targeted_target"]).mean() == pytest.approx(
+        sets.loc["targeted", "model2_target_rate"], abs=1e-8)
 
 
 def test_an_attack_that_never_succeeds_is_a_result_and_transfer_handles_it(workdir):

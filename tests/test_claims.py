@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.stats import wilson
+from stages.lib.stats import independent, wilson
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md"))]
@@ -328,6 +328,19 @@ def pgd_transfer(r, epsilon, model="model2"):
     return pct(float(row(r, "plots/robustness/transfer.csv", setting="pgd", epsilon=epsilon)[model]))
 
 
+def homework_differences(r):
+    """model2's accuracy on model1's untargeted / targeted sets minus the homework's, in points, then each
+    difference's 95 % interval (stats.independent: both samples counted)."""
+    found = []
+    for kind in ("untargeted", "targeted"):
+        line = row(r, "plots/transfer/sets.csv", set=kind)
+        n = int(line["images"])
+        theirs, their_images = homework_transfer(r, kind)
+        found.append(independent(round(float(line["model2_accuracy"]) * n), n, theirs, their_images))
+    return (*(pct(d["difference"]) for d in found),
+            *(x for d in found for x in (pct(d["low"]), pct(d["high"]))))
+
+
 def metric_values(r):
     """How many values `dvc metrics show` prints: every non-null leaf of the metrics files (the sweep
     points' own summaries, metrics/sweep/, are plain outputs, not metrics)."""
@@ -418,6 +431,9 @@ CLAIMS = [
                                                      for k in ("untargeted", "targeted")))),
     (R, "model2 keeps {} % ({}-{} %) / {} % ({}-{} %) of them", "metrics/transfer.json, " + TRANSFER,
      lambda r: (*receiver(r, "untargeted"), *receiver(r, "targeted"))),
+    (R, "{} / {} points above the homework's figures (95 % intervals of the difference, both samples counted: "
+        "{}-{} / {}-{})", "metrics/transfer.json, " + TRANSFER + ", reference/seed.yaml",
+     lambda r: homework_differences(r)),
     # defence 1
     (R, "clean {} % of {} ({}-{} %); on model1's adversarial images {} % ({}-{} %) / {} % ({}-{} %) of {}",
      "metrics/train/retrain.json, " + TRANSFER,

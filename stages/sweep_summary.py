@@ -3,7 +3,8 @@
 Writes plots/sweep_summary/table.{csv,md} (final and best test accuracy, epoch of the best, minimum
 train loss, diverged), curves.csv (all points' per-epoch curves, long form, for `dvc plots`),
 figures/ (the seed's per-point figures and one overlay per curve) and metrics/sweep_summary.json
-(each point's final test accuracy, the best point, how many diverged).
+(each point's final test accuracy, under its name, so that `dvc exp show` and `dvc metrics show` give
+every point's number; the best point; how many diverged).
 """
 import math
 
@@ -77,9 +78,10 @@ def main(argv=None):
             plotting.training_curves(curves[row["point"]], title, figures / f"{row['point']}.png")
         for column in CURVES:
             plotting.overlay_curves(curves, column, figures / f"overlay_{column}.png")
-        write_json(stage("metrics/sweep_summary.json"), {  # every point's figures: table.csv
+        write_json(stage("metrics/sweep_summary.json"), {  # every point's other figures: table.csv
             "best_point": best["point"], "best_test_acc": best["best_test_acc"],
-            "diverged": int(table["diverged"].sum())})
+            "diverged": int(table["diverged"].sum()),
+            "final_test_acc": {row["point"]: row["final_test_acc"] for row in rows}})
     print(markdown_table(table), end="")
 
 

@@ -13,7 +13,7 @@ README_MAX_LINES = 200
 # what the user-facing files must not say: the development process's limits, budgets and bookkeeping
 DEVELOPMENT_NOTES = re.compile(
     r"device tool|carry: ?\[|[0-9]+ MiB a call|minutes of device time|issue [0-9]+|\bsession\b|next run")
-USER_FACING = [README, ROOT / "docs", ROOT / "benchmarks"]
+USER_FACING = [README, ROOT / "docs", ROOT / "benchmarks", ROOT / "cluster"]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 

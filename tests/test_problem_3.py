@@ -98,8 +98,11 @@ def test_sweep_point_that_diverges_still_writes_outputs_and_summary_marks_it(mni
     table = pd.read_csv(mnist_dir / "plots/sweep_summary/table.csv")
     assert table.set_index("point")["diverged"].to_dict() == {"32-1000000.0": True, "64-0.1": False}
     summary = json.loads((mnist_dir / "metrics/sweep_summary.json").read_text())
+    finals = table.set_index("point")["final_test_acc"]
     assert summary == {"best_point": "64-0.1", "best_test_acc": table.set_index("point")["best_test_acc"]["64-0.1"],
-                       "diverged": 1}
+                       "diverged": 1,  # every point's number where `dvc exp show` finds it (a diverged one's: null)
+                       "final_test_acc": {"32-1000000.0": None if pd.isna(finals["32-1000000.0"]) else finals["32-1000000.0"],
+                                          "64-0.1": finals["64-0.1"]}}
     assert "plots/sweep_summary/figures/overlay_test_acc.png" in files_under(mnist_dir)
     # a point's summary that lost its contents is one line naming the file
     (mnist_dir / "metrics/sweep/64-0.1.json").write_text("{}")

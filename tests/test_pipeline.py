@@ -166,6 +166,58 @@ def test_a_team_shares_the_cache_through_a_dvc_remote(reproduced, tmp_path):
     assert "Running stage" not in clone.dvc("repro").stdout
 
 
+EXP_SHOW_WITHOUT_HASHES = r"dvc exp show --drop '^(data|metrics|models|plots|reference|stages)(/[^:]*)?$'"
+
+
+def machine(shared_git, shared_dvc, path):
+    """A clone of the shared Git remote with the shared DVC remote as its default, its data pulled."""
+    clone = DvcProject(path)
+    clone.run("git", "clone", "-q", str(shared_git), str(path))
+    clone.dvc("remote", "add", "--local", "-d", "shared", str(shared_dvc))
+    clone.dvc("pull")
+    return clone
+
+
+def test_experiments_run_on_two_machines_meet_in_one_dvc_exp_show(reproduced, tmp_path):
+    """Two clones ("machines") each run another sweep point as an experiment and push it (its Git ref to a
+    shared bare Git remote, its DVC outputs to a shared DVC remote); a third pulls both: `dvc exp show`
+    lists each with its point's accuracy, and `dvc exp apply` of one brings its outputs, report included."""
+    shared_git, shared_dvc = tmp_path / "shared.git", tmp_path / "shared-dvc"
+    reproduced.run("git", "init", "-q", "--bare", str(shared_git))
+    reproduced.run("git", "push", "-q", str(shared_git), "HEAD:refs/heads/main")
+    reproduced.dvc("remote", "add", "--local", "shared", str(shared_dvc))
+    reproduced.dvc("push", "-r", "shared")
+    ran = {}
+    for name, lr in (("lr-a", 0.05), ("lr-b", 0.02)):
+        worker = machine(shared_git, shared_dvc, tmp_path / name)
+        out = worker.dvc("exp", "run", "-n", name, "-S", f"sweep.lr=[{lr}]").stdout
+        assert "Running stage 'sweep@64-" in out and "Running stage 'train@model1'" not in out
+        ran[name] = json.loads((worker.path / "metrics/sweep_summary.json").read_text())["final_test_acc"]
+        worker.dvc("exp", "push", "origin", name)
+    assert ran["lr-a"].keys() == {"64-0.05", "128-1e-05"} and ran["lr-b"].keys() == {"64-0.02", "128-1e-05"}
+
+    gatherer = machine(shared_git, shared_dvc, tmp_path / "gatherer")
+    for name in ran:
+        gatherer.dvc("exp", "pull", "origin", name)
+    shown = {}
+    for row in json.loads(gatherer.dvc("exp", "show", "--json").stdout):
+        for exp in row.get("experiments") or []:
+            for rev in exp["revs"]:
+                metrics = rev["data"]["metrics"]["metrics/sweep_summary.json"]["data"]
+                shown[rev["name"]] = metrics["final_test_acc"]
+    assert shown == ran  # both machines' experiments, each with every point's accuracy
+    table = gatherer.run(*EXP_SHOW_WITHOUT_HASHES.split()[:3], "--csv", "--drop",
+                         EXP_SHOW_WITHOUT_HASHES.split("--drop ")[1].strip("'")).stdout
+    header, *rows = table.splitlines()
+    assert any(column.endswith("final_test_acc.64-0.05") for column in header.split(","))
+    assert ".dir" not in table and {"lr-a", "lr-b"} <= {line.split(",")[0] for line in rows}
+
+    gatherer.dvc("exp", "apply", "lr-a")
+    assert json.loads((gatherer.path / "metrics/sweep_summary.json").read_text())["final_test_acc"] == ran["lr-a"]
+    assert "Data and pipelines are up to date" in gatherer.dvc("status").stdout
+    assert "batch 64, lr 0.05" in (gatherer.path / "report/index.html").read_text()
+
+
 def test_the_report_and_the_dvc_plots_page_render_offline(reproduced, tmp_path):
     report = reproduced.path / "report/index.html"
     assert report.stat().st_size < 5_000_000

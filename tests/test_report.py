@@ -192,3 +192,39 @@ def test_a_missing_or_malformed_input_is_one_error_line(tmp_path, damage, needle
     root = outputs_copy(tmp_path)
     damage(root)
     assert_clean_failure(run_stage("report", cwd=root), needle)
+
+
+def test_an_attack_that_fooled_no_image_is_a_result_not_a_crash(tmp_path):
+    """Attacks that fooled no image (a budget or a step too small) leave no gallery, a median of null steps
+    and empty transfer sets: the report says so in words, with the verdicts the numbers give."""
+    root = outputs_copy(tmp_path)
+    for kind in ("untargeted", "targeted"):
+        images = pd.read_csv(root / f"plots/attack_{kind}/images.csv")
+        images["success"], images["gallery_row"], images["predicted"] = False, -1, images["label"]
+        images.to_csv(root / f"plots/attack_{kind}/images.csv", index=False)
+        path = root / f"metrics/attack_{kind}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "success_rate": 0.0, "steps_median": None}))
+        for figure in ("gallery.png", "grid.png"):
+            (root / f"plots/attack_{kind}/figures/{figure}").unlink()
+    sets = pd.read_csv(root / "plots/transfer/sets.csv")
+    sets["images"] = 0
+    sets.loc[:, [c for c in sets.columns if c.endswith(("_accuracy", "_rate"))]] = None
+    sets.to_csv(root / "plots/transfer/sets.csv", index=False)
+    predictions = pd.read_csv(root / "plots/transfer/predictions.csv")
+    predictions.loc[:, [c for c in predictions.columns if c.startswith(("untargeted_", "targeted_"))]] = -1
+    predictions.to_csv(root / "plots/transfer/predictions.csv", index=False)
+    run_main("report", cwd=root)
+    text = " ".join(visible_text((root / "report/index.html").read_text()).split())
+    assert text.count("fooled none of the") == 2 and "no adversarial image to show" in text
+    assert re.search(r"Differs ?: the attack fails on every image", text)
+    assert "no adversarial image of model 1 to show model 2" in text
+
+
+def test_a_defence_left_out_of_the_robustness_evaluation_is_not_measured_not_differs(tmp_path):
+    root = outputs_copy(tmp_path, {name: c for name, c in CURVES.items() if name != "retrain"})
+    run_main("report", cwd=root)
+    findings = re.split(r"<h2>(?=\d\. )", (root / "report/index.html").read_text())[0]
+    box = dict(re.findall(r'<tr><td>((?:Problem|Defence) \d)[^<]*</td><td>.*?</td><td>.*?</td><td><b class="(\w+)">',
+                          findings, flags=re.S))
+    assert box["Defence 1"] == "unmeasured" and box["Defence 2"] != "unmeasured"
+    assert "not measured: robustness.models leaves out defence 1 or model 1" in findings

@@ -13,7 +13,7 @@ imports each stage module for its `Params` (the keys it reads) and runs none of 
 from pathlib import Path
 from types import SimpleNamespace
 
-from stages import (adversarial_training, attack, fetch_mnist, loss_surfaces, retrain, robustness,
+from stages import (adversarial_training, attack, explorer, fetch_mnist, loss_surfaces, retrain, robustness,
                     robustness_transfer, sweep, sweep_summary, train, transfer, xor)
 from stages.lib import cli
 from stages.lib.errors import StageError
@@ -21,7 +21,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.params import read_mapping, unknown_key, validate_params
 
 STAGES = (fetch_mnist, loss_surfaces, xor, train, sweep, sweep_summary, attack, transfer, retrain,
-          adversarial_training, robustness, robustness_transfer)
+          adversarial_training, robustness, robustness_transfer, explorer)
 VERDICT = "params.yaml: every section and key is known to a stage, and every value is valid\n"
 
 

@@ -669,6 +669,88 @@ def problem_4(claims, seed, official, attack_step):
     return "<h2>4. Adversarial images</h2>" + "".join(blocks), summary
 
 
+def explorer(gallery):
+    """Section 4's ε explorer (plots/explorer/explorer.json, from the stage explorer): inputs bound to
+    Vega-Lite parameters choose ε, a test digit (those in the homework's `gallery` marked) and the model the
+    images are made on; for the choice it shows the original, the perturbation, the PGD image within ε and
+    every model's answer with its probability, and below, each model's answer at every ε."""
+    path = "plots/explorer/explorer.json"
+    data = read_json(path, {"epsilon": list, "attack": dict, "sources": list, "models": list, "digits": list,
+                            "images": list}, "`dvc repro explorer`")
+    grid, attack = data["epsilon"], data["attack"]
+    names = [model_name(m) for m in data["models"]]
+    labels = {d["index"]: d["label"] for d in data["digits"]}
+    first_wrong = {}  # (model, digit): the smallest ε at which the model answers wrong on the first source's images
+    for r in data["images"]:
+        for name, predicted in zip(names, r["predicted"]):
+            if r["source"] == data["sources"][0] and predicted != labels[r["digit"]]:
+                first_wrong[name, r["digit"]] = min(first_wrong.get((name, r["digit"]), math.inf), r["epsilon"])
+    halves = []
+    for name in names:
+        half = sorted(first_wrong.get((name, d), math.inf) for d in labels)[(len(labels) - 1) // 2]
+        halves.append(f"{name} by ε = {half:g}" if half < math.inf else f"{name} not by ε = {grid[-1]:g}")
+    step = grid[1] - grid[0]
+    chosen = f"datum.digit == digit && datum.source == made_on && abs(datum.epsilon - eps) < {step / 2:g}"
+    answers = [{"lookup": "digit", "from": {"data": {"name": "digits"}, "key": "index", "fields": ["label"]}},
+               {"calculate": "split('" + "|".join(names) + "', '|')", "as": "model"},  # names: letters, digits, ( )
+               {"flatten": ["model", "predicted", "probability"]},
+               {"calculate": "datum.predicted == datum.label ? 'right' : 'wrong'", "as": "answer"},
+               {"calculate": "'says ' + datum.predicted + ' (' + format(datum.probability, '.1%') + ')'", "as": "says"}]
+    answer_colour = {"field": "answer", "type": "nominal", "title": "answer",
+                     "scale": {"domain": ["right", "wrong"], "range": ["#1a6b2a", "#c0392b"]}}
+    model_axis = {"field": "model", "type": "nominal", "sort": names, "title": None, "axis": {"labelLimit": 240}}
+    panels = ["original", "perturbation", "adversarial"]
+    images = {
+        "width": 3 * 150, "height": 150, "view": {"stroke": None},
+        "transform": [{"filter": chosen},
+                      {"lookup": "digit", "from": {"data": {"name": "digits"}, "key": "index", "fields": ["original"]}},
+                      {"fold": panels, "as": ["panel", "url"]}],
+        "mark": {"type": "image", "width": 140, "height": 140, "align": "center", "baseline": "middle", "smooth": False},
+        "encoding": {"x": {"field": "panel", "type": "nominal", "sort": panels, "title": None,
+                           "axis": {"labelAngle": 0, "ticks": False, "domain": False, "labelFontSize": 12,
+                                    "labelExpr": "datum.value == 'original' ? 'original' : datum.value + ', ε = ' "
+                                                 "+ format(eps, '.3~f')"}},
+                     "y": {"value": 75}, "url": {"field": "url", "type": "nominal"}}}
+    bars = {
+        "width": 220, "height": 150, "title": "each model's answer on the adversarial image",
+        "transform": [{"filter": chosen}, *answers],
+        "encoding": {"y": model_axis, "x": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1]},
+                                            "axis": {"format": "%", "tickCount": 5}, "title": "its probability"}},
+        "layer": [{"mark": "bar", "encoding": {"color": answer_colour}},
+                  {"mark": {"type": "text", "align": "left", "dx": 4}, "encoding": {"text": {"field": "says"}}}]}
+    every_epsilon = {
+        "width": 800, "height": 110, "title": "each model's answer at every ε (the box: the slider's ε)",
+        "transform": [{"filter": "datum.digit == digit && datum.source == made_on"}, *answers],
+        "encoding": {"y": model_axis, "x": {"field": "epsilon", "type": "ordinal", "title": "ε ([0, 1] units)",
+                                            "axis": {"labelAngle": 0, "format": ".3~f"}}},
+        "layer": [{"mark": {"type": "rect", "stroke": "white"},
+                   "encoding": {"color": answer_colour,
+                                "tooltip": [{"field": "model"}, {"field": "epsilon", "title": "ε"}, {"field": "says"}]}},
+                  {"transform": [{"filter": f"abs(datum.epsilon - eps) < {step / 2:g}"}],
+                   "mark": {"type": "rect", "filled": False, "stroke": "black", "strokeWidth": 2}}]}
+    spec = {
+        "datasets": {"explorer": data["images"], "digits": data["digits"]}, "data": {"name": "explorer"},
+        "params": [
+            {"name": "eps", "value": min(grid, key=lambda e: abs(e - 0.1)),  # where model 1 starts to be fooled
+             "bind": {"input": "range", "min": grid[0], "max": grid[-1], "step": step, "name": "ε ([0, 1] units) "}},
+            {"name": "digit", "value": data["digits"][0]["index"],
+             "bind": {"input": "select", "options": list(labels), "name": "test digit ",
+                      "labels": [f"index {i}: a {label}" + (" (the homework's gallery)" if i in gallery else "")
+                                 for i, label in labels.items()]}},
+            {"name": "made_on", "value": data["sources"][0],
+             "bind": {"input": "radio", "options": data["sources"], "labels": [model_name(s) for s in data["sources"]],
+                      "name": "images made on "}}],
+        "vconcat": [{"hconcat": [images, bars], "spacing": 30}, every_epsilon]}
+    return ("<h3>Explore: the attack as ε grows</h3><p>Choose one of "
+            f"{len(labels)} test digits ({sum(i in gallery for i in labels)} from the homework's gallery) and the model "
+            "the adversarial images are made on, and move the slider. The "
+            f"adversarial image is PGD within ε on that model ({attack['steps']} steps of {attack['step_size']:g} from "
+            "one random start, every step taken; ε in [0, 1] units); the perturbation, scaled to ε, is mid-grey where "
+            "no pixel changed, white or black where one changed by +ε or −ε; the images show 16 grey levels; the bars give every model's answer on it and how sure the model is (green: the true label). "
+            f"On the images made on {model_name(data['sources'][0])}, half of these digits' images fool "
+            + ", ".join(halves) + ".</p>" + html.chart("explorer", spec))
+
+
 # --- Section 5: the homework's two defences --------------------------------------------------------
 
 CHECKS = {  # Carlini et al. 2019's checks, as the report names them and reads a warning
@@ -969,7 +1051,7 @@ def build_report(seed, anchors):
              problem_4(claims, seed, data.get("official", False), attack_step)]
     section_5, defence_rows = defences(claims, anchors, trained, sets)
     body = (header(data) + findings_box([summary for _, summary in parts] + defence_rows)
-            + "".join(section for section, _ in parts) + section_5)
+            + "".join(section for section, _ in parts) + explorer(seed["attack"]["untargeted"]["gallery"]) + section_5)
     return html.page("Neural-network foundations: results", body, html.inline_script(javascript, versions))
 
 

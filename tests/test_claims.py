@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.stats import independent, wilson
+from stages.lib.stats import HIGHER, LOWER, independent, paired_flags, wilson
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md"))]
@@ -172,12 +172,6 @@ def anchor(r, defence, attack):
     return accuracy
 
 
-def anchor_side(r, *accuracies):
-    """Where the anchors lie against the defended model's interval at epsilon 0.3; one word for all."""
-    _, _, low, high = worst(r, "adversarial_training", 0.3)
-    words = {side(low, high, a) for a in accuracies}
-    return words.pop() if len(words) == 1 else "/".join(sorted(words))
-
 
 MADRY = ("Madry", "PGD-100")
 MADRY_AA = ("Madry", "AutoAttack")
@@ -287,14 +281,57 @@ def gallery_row(r, kind, index):
             f"target {ours['target']} → {ours['predicted']} ({ours['steps']} steps) |")
 
 
+def against_anchor(r, defence, attack):
+    """Our accuracy at ε 0.3 by the anchor's kind of attack (PGD: our PGD; else our worst case) against
+    the anchor, both samples counted (stats.independent)."""
+    anchors = yml(r, "reference/anchors.yaml")
+    found = [a for a in anchors["anchors"] if defence in a["defence"] and attack in a["attack"]]
+    line = robustness(r, "adversarial_training")[0.3]
+    n = int(line["images"])
+    ours = float(line["pgd"] if found[0]["family"] == "pgd" else line["worst"])
+    return independent(round(ours * n), n, found[0]["accuracy"], anchors["images"]), found[0]["accuracy"]
+
+
+def relation(d):
+    """'1.6 points above', '2.7 points below' or 'no difference detectable from', as the docs say it."""
+    size = f"{abs(100 * d['difference']):.1f} points"
+    return (f"{size} above" if d["words"] == HIGHER else f"{size} below" if d["words"] == LOWER
+            else "no difference detectable from")
+
+
+def magnitudes(d):
+    """The difference's 95 % interval as the docs write it: the sizes, smaller first."""
+    ends = sorted(abs(100 * x) for x in (d["low"], d["high"])) if d["words"] != "no difference detectable at " \
+        "this sample size" else (100 * d["low"], 100 * d["high"])
+    return tuple(f"{x:.1f}" for x in ends)
+
+
+def anchor_phrase(r, defence, attack):
+    d, accuracy = against_anchor(r, defence, attack)
+    return relation(d), pct(accuracy), *magnitudes(d)
+
+
+def retrain_vs_model1(r, epsilon="0.1"):
+    """Retrain against model1 on the images both were evaluated on, from the per-image records."""
+    def robust(model):
+        return {line["test_index"]: line[epsilon] == "" for line in rows(r, f"plots/robustness/images/{model}.csv")}
+    a, b = robust("retrain"), robust("model1")
+    shared = [i for i in a if i in b]
+    return paired_flags([a[i] for i in shared], [b[i] for i in shared])
+
+
+def check(r, model, name):
+    return next(c for c in js(r, f"plots/robustness/{model}.json")["checks"] if c["check"] == name)
+
+
 def robust_row(r, model):
     """A row of defences.md's robust-accuracy table (clean, then the worst case at each ε)."""
     by_eps = robustness(r, model)
     cells = []
-    for epsilon in (0.1, 0.2, 0.3, 0.4):
+    for epsilon in (0.1, 0.2, 0.3, 0.4, 0.5):
         accuracy, _, low, high = worst(r, model, epsilon)
         if accuracy == 0:
-            cell = "0" if epsilon == 0.4 else f"0 ({pct(low)}-{pct(high)})"
+            cell = "0" if epsilon >= 0.4 else f"0 ({pct(low)}-{pct(high)})"
         else:
             cell = f"{pct(accuracy)} % ({pct(low)}-{pct(high)})"
         cells.append(f"**{cell}**" if model == "adversarial_training" and epsilon == 0.3 else cell)
@@ -302,11 +339,11 @@ def robust_row(r, model):
 
 
 def attack_row(r, model):
-    """A row of defences.md's each-attack table: FGSM, PGD, the homework's attack at ε 0.1-0.4, and
-    the images AutoAttack alone fooled at 0.3."""
+    """A row of defences.md's each-attack table: FGSM, PGD, the homework's attack and the transfer from
+    model1 at ε 0.1-0.5, and the images AutoAttack alone fooled at 0.3."""
     by_eps = robustness(r, model)
-    cells = [" / ".join(frac(float(by_eps[e][attack])) for e in (0.1, 0.2, 0.3, 0.4))
-             for attack in ("fgsm", "pgd", "minimal")]
+    cells = [" / ".join(frac(float(by_eps[e][attack])) for e in (0.1, 0.2, 0.3, 0.4, 0.5))
+             if by_eps[0.1][attack] else "(the source)" for attack in ("fgsm", "pgd", "minimal", "transfer")]
     images = int(by_eps[0.3]["images"])
     return f"| {model} | " + " | ".join(cells) + f" | {count(by_eps[0.3]['only_autoattack'])} of {count(images)} |"
 
@@ -439,22 +476,24 @@ CLAIMS = [
      "metrics/train/retrain.json, " + TRANSFER,
      lambda r: (*acc_ci(r, "retrain")[:1], count(n_test(r)), *acc_ci(r, "retrain")[1:],
                 *receiver(r, "untargeted", "retrain"), *receiver(r, "targeted", "retrain"), count(attacked(r)))),
-    (R, "against a fresh attack at ε 0.1: {} % of {} ({}-{} %) where model1 has {} % ({}-{} %), {} this interval; "
-        "at ε 0.3: {} of {} ({}-{} %)", ROB,
+    (R, "against a fresh attack at ε 0.1: {} % of {} ({}-{} %), model1 {} % ({}-{} %) on the same images: {} "
+        "(paired, 95 % interval {}-{}; McNemar p = {}); at ε 0.3: {} of {} ({}-{} %)", ROB + ", plots/robustness/images/",
      lambda r: (*worst_ci(r, "retrain", 0.1), pct(worst(r, "model1", 0.1)[0]), *worst_ci(r, "model1", 0.1)[2:],
-                side(*worst(r, "retrain", 0.1)[2:], worst(r, "model1", 0.1)[0]), *worst_ci(r, "retrain", 0.3))),
+                relation(retrain_vs_model1(r)).replace("above", "higher").replace("below", "lower"),
+                *magnitudes(retrain_vs_model1(r)), f"{retrain_vs_model1(r)['p_value']:.0e}", *worst_ci(r, "retrain", 0.3))),
     # defence 2
-    (R, "**{} % of {} ({}-{} %)** (PGD alone: {} %; AutoAttack fools {} images every other attack missed), "
-        "model1 {} of {}; clean {} % of {} ({}-{} %)",
-     ROB + ", metrics/train/adversarial_training.json",
+    (R, "**{} % of {} ({}-{} %)** (PGD alone: {} %; AutoAttack fools {} images every other attack missed, {} of them "
+        "by Square alone after every gradient attack: {}), model1 {} of {}; clean {} % of {} ({}-{} %)",
+     ROB + ", plots/robustness/adversarial_training.json, metrics/train/adversarial_training.json",
      lambda r: (*worst_ci(r, "adversarial_training", 0.3), pct(float(robustness(r, "adversarial_training")[0.3]["pgd"])),
-                robustness(r, "adversarial_training")[0.3]["only_autoattack"], *worst_ci(r, "model1", 0.3)[:2],
+                robustness(r, "adversarial_training")[0.3]["only_autoattack"],
+                check(r, "adversarial_training", "gradient_free")["numbers"]["square_only"],
+                "a warning of partly masked gradients" if check(r, "adversarial_training", "gradient_free")["verdict"]
+                == "warning" else "within the reference's threshold", *worst_ci(r, "model1", 0.3)[:2],
                 *acc_ci(r, "adversarial_training")[:1], count(n_test(r)), *acc_ci(r, "adversarial_training")[1:])),
-    (R, "Madry et al.'s {} % under PGD-100 × 50 lies {} this interval, their {} % under AutoAttack and Wong et al.'s "
-        "{} % {} it, TRADES' {} % {} it", "reference/anchors.yaml, " + ROB,
-     lambda r: (pct(anchor(r, *MADRY)), anchor_side(r, anchor(r, *MADRY)), pct(anchor(r, *MADRY_AA)),
-                pct(anchor(r, *WONG)), anchor_side(r, anchor(r, *MADRY_AA), anchor(r, *WONG)),
-                pct(anchor(r, *TRADES)), anchor_side(r, anchor(r, *TRADES)))),
+    (R, "{} Madry et al.'s {} % under AutoAttack (95 % interval {}-{}), {} TRADES' {} % ({}-{}); our PGD-50 × 10 {} "
+        "Madry et al.'s {} % under PGD-100 × 50 ({}-{})", "reference/anchors.yaml, " + ROB,
+     lambda r: (*anchor_phrase(r, *MADRY_AA), *anchor_phrase(r, *TRADES), *anchor_phrase(r, *MADRY))),
 
     # docs/results.md
     (RES, "`dvc metrics show` prints the headline numbers ({} values)", "metrics/**/*.json", metric_values),
@@ -575,24 +614,32 @@ CLAIMS = [
                 f"{100 * (float(robustness(r, 'adversarial_training')[0.3]['pgd']) - worst(r, 'adversarial_training', 0.3)[0]):.1f}")),
     (DEF, "Its guard's PGD-10 accuracy rose from {} % in the first ramp epoch to {} %, with {}",
      "plots/train/adversarial_training.csv, metrics/train/adversarial_training.json", guard),
-    (DEF, "Madry et al.'s {} % under PGD-100 × 50 lies {} our interval; their {} % under AutoAttack, the challenge's "
-          "strongest attack's {} %, Wong et al.'s {} % (PGD-50 × 10) and {} % (AutoAttack) lie {} it; TRADES' {} % "
-          "(AutoAttack) {} it", "reference/anchors.yaml, " + ROB,
-     lambda r: (pct(anchor(r, *MADRY)), anchor_side(r, anchor(r, *MADRY)), pct(anchor(r, *MADRY_AA)),
-                pct(anchor(r, *MADRY_CHALLENGE)), pct(anchor(r, *WONG)), pct(anchor(r, *WONG_AA)),
-                anchor_side(r, *(anchor(r, *a) for a in (MADRY_AA, MADRY_CHALLENGE, WONG, WONG_AA))),
-                pct(anchor(r, *TRADES)), anchor_side(r, anchor(r, *TRADES)))),
+    (DEF, "our PGD-50 × 10 ({} %) is {} Madry et al.'s {} % under PGD-100 × 50 ({}-{}; theirs the stronger PGD) "
+          "and {} Wong et al.'s {} % under PGD-50 × 10 ({}-{}); our worst case ({} %), which includes AutoAttack and "
+          "so is at most what it alone gives, is {} Madry et al.'s {} % under AutoAttack ({}-{}), {} the challenge's "
+          "strongest attack's {} % ({}-{}), {} Wong et al.'s {} % under AutoAttack ({}-{}) and {} TRADES' {} % ({}-{})",
+     "reference/anchors.yaml, " + ROB,
+     lambda r: (pct(float(robustness(r, "adversarial_training")[0.3]["pgd"])), *anchor_phrase(r, *MADRY),
+                *anchor_phrase(r, *WONG), pct(worst(r, "adversarial_training", 0.3)[0]), *anchor_phrase(r, *MADRY_AA),
+                *anchor_phrase(r, "Madry", "strongest"), *anchor_phrase(r, "Wong", "AutoAttack"),
+                *anchor_phrase(r, *TRADES))),
+    (DEF, "Square, gradient-free and run last, fooled {} that APGD-CE, APGD-T and FAB-T had also missed: {} points",
+     "plots/robustness/adversarial_training.json",
+     lambda r: (str(check(r, "adversarial_training", "gradient_free")["numbers"]["square_only"]),
+                f"{100 * check(r, 'adversarial_training', 'gradient_free')['numbers']['drop']:.1f}")),
+    (DEF, "PGD-10 / 50 / 200 leave {} / {} / {} %", "plots/robustness/adversarial_training.json",
+     lambda r: tuple(pct(s["accuracy"]) for s in check(r, "adversarial_training", "more_steps")["numbers"])),
     (DEF, "it falls like the others ({} % at 0.4)", ROB, lambda r: (pct(worst(r, "adversarial_training", 0.4)[0]),)),
     (DEF, "`retrain`: {} % clean; on model1's adversarial test images {} % / {} % of {} (untargeted / targeted) against "
           "model2's {} % / {} %", "metrics/train/retrain.json, " + TRANSFER,
      lambda r: (pct(acc(r, "retrain"), 2), receiver(r, "untargeted", "retrain")[0], receiver(r, "targeted", "retrain")[0],
                 count(attacked(r)), receiver(r, "untargeted")[0], receiver(r, "targeted")[0])),
-    (DEF, "it buys {} points at ε 0.1 ({} % against model1's {} %, which lies {} retrain's 95 % interval {}-{} %) and "
-          "nothing at 0.3", ROB,
-     lambda r: (f"{100 * (worst(r, 'retrain', 0.1)[0] - worst(r, 'model1', 0.1)[0]):.1f}",
-                pct(worst(r, "retrain", 0.1)[0]), pct(worst(r, "model1", 0.1)[0]),
-                side(*worst(r, "retrain", 0.1)[2:], worst(r, "model1", 0.1)[0]), *worst_ci(r, "retrain", 0.1)[2:])
-     if worst(r, "retrain", 0.3)[0] == worst(r, "model1", 0.3)[0] else ("a gain at 0.3",)),
+    (DEF, "on the same {} images as model1: {} % against model1's {} % at ε 0.1, {} (95 % interval {}-{}; McNemar's "
+          "exact test: {} images only retrain keeps, {} only model1, p = {})", ROB + ", plots/robustness/images/",
+     lambda r: (str(retrain_vs_model1(r)["images"]), pct(worst(r, "retrain", 0.1)[0]), pct(worst(r, "model1", 0.1)[0]),
+                relation(retrain_vs_model1(r)).replace("above", "higher").replace("below", "lower"),
+                *magnitudes(retrain_vs_model1(r)), str(retrain_vs_model1(r)["only_first"]),
+                str(retrain_vs_model1(r)["only_second"]), f"{retrain_vs_model1(r)['p_value']:.0e}")),
     *[(DEF, "{}", "plots/robustness/transfer.csv", lambda r, model=model: (transfer_row(r, model),)) for model in MODELS],
     (DEF, "The homework's attack stopped at the first flip leaves model2 at {} % of {} ({}-{} %; {} % on all {}), far "
           "above the homework's {} % / {} %", "plots/robustness/transfer.csv, metrics/transfer.json, reference/seed.yaml",
@@ -638,11 +685,11 @@ CLAIMS = [
      epyc_stage_seconds),
 
     # docs/performance.md and docs/gpu.md: the counts behind the EPYC's timings
-    (PERF, "AutoAttack 2,213 s (on the {} images every other attack failed on at ε 0.3)", ROB,
+    (PERF, "AutoAttack at the reference's settings 2,518 s (on the {} images every other attack failed on at ε 0.3)", ROB,
      adversarial_examples_before_autoattack),
-    (PERF, "`robustness@adversarial_training` ({} images) | 3,691 |", "params.yaml",
+    (PERF, "`robustness@adversarial_training` ({} images) | 4,051 |", "params.yaml",
      lambda r: (count(params(r)["robustness"]["models"]["adversarial_training"]["n_images"]),)),
-    (GPU, "(3,691 s for {}, measured alone", "params.yaml",
+    (GPU, "(4,051 s for {}, measured alone", "params.yaml",
      lambda r: (count(params(r)["robustness"]["models"]["adversarial_training"]["n_images"]),)),
 ]
 

@@ -12,6 +12,7 @@ the page opens from a file:// URL with no network. `--dvc-template PATH` is not 
 HTML template that makes `dvc plots show/diff` work offline (make does this; .dvc/config points at it).
 """
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -384,7 +385,19 @@ def drops(series):
     return sum(max(0.0, a - b) for a, b in zip(values, values[1:]))
 
 
-def problem_3(claims, seed, models, n_test):
+def read_predictions():
+    """plots/transfer/predictions.csv: every model's prediction per test image, clean (a column per model)
+    and on each adversarial set ('<set>_<model>', -1 where the image is not in the set)."""
+    return read_csv("plots/transfer/predictions.csv", numeric=("test_index", "label"))
+
+
+def paired_on(predictions, first, second, prefix=""):
+    """stats.paired_flags of two models' predictions (columns prefix + name) on the images of the set."""
+    on = predictions[predictions[prefix + first] >= 0]
+    return paired_flags(on[prefix + first] == on["label"], on[prefix + second] == on["label"])
+
+
+def problem_3(claims, seed, models, n_test, predictions):
     base = [m for m in models if m["model"] not in DEFENDED]
     rows = []
     for m in base:
@@ -395,8 +408,12 @@ def problem_3(claims, seed, models, n_test):
     if len(base) >= 2:
         first, second = base[0], base[1]
         m = measured(first["final_test_acc"], n_test)
-        comparison = (f"<p>{model_name(first['model']).capitalize()}: {with_interval(m)}; "
-                      f"{against(m, second['final_test_acc'], n_test, model_name(second['model']))}{NOT_PAIRED}.</p>")
+        names = [model_name(first["model"]), model_name(second["model"])]
+        comparison = (f"<p>{names[0].capitalize()}: {with_interval(m)}. On the same test images, image by image "
+                      "(each model's predictions as the transfer stage records them): "
+                      + (difference_words(paired_on(predictions, first["model"], second["model"]), *names)
+                         if {first["model"], second["model"]} <= set(predictions.columns) else
+                         against(m, second["final_test_acc"], n_test, names[1]) + NOT_PAIRED) + ".</p>")
     curves = [{"epoch": int(r["epoch"]), "model": model_name(m["model"]), "test accuracy": r["test_acc"]}
               for m in base for r in m["history"].to_dict("records")]
 
@@ -594,24 +611,34 @@ def problem_4(claims, seed, official, attack_step):
         words.append(word)
         caveat = "" if official else (" The gallery indices are positions in the official MNIST test set; on other data "
                                       "they point to other digits.")
+        attack_words = (f"Our attack (steps of {attack_step['step_size_model_units']:g} in the models' [-1, 1] pixel "
+                        f"units, at most {attack_step['max_steps']:,}) on every test image {model_name(source)} "
+                        "classifies correctly ")
+        if success["correct"]:
+            evidence = (attack_words + f"succeeds on {with_interval(success)} after a median of "
+                        f"{metrics['steps_median']:g} steps; the median L∞ size of a successful perturbation is "
+                        f"{found[kind]['median_linf']:.3f} in [0, 1] pixel units.{target_words} On the homework's "
+                        f"{len(shown)} gallery images, our {'prediction' if kind == 'untargeted' else 'target'} equals "
+                        f"the homework's on {same} (another model, other weights).{caveat}")
+            shown_figures = (gallery(kind, images, seed_gallery, source)
+                             + figures(f"plots/attack_{kind}/figures", {"grid.png": f"64 of the {kind} adversarial images"},
+                                       width=420))
+        else:
+            evidence = attack_words + f"fooled none of the {len(images):,} images: no adversarial image to show."
+            shown_figures = ""
         blocks.append(html.claim(
-            claims[kind]["section"], claims[kind]["text"],
-            f"Our attack (steps of {attack_step['step_size_model_units']:g} in the models' [-1, 1] pixel units, at "
-            f"most {attack_step['max_steps']:,}) on every test image {model_name(source)} classifies correctly succeeds "
-            f"on {with_interval(success)} after a median of {metrics['steps_median']:g} steps; the median L∞ size of a "
-            f"successful perturbation is {found[kind]['median_linf']:.3f} in [0, 1] pixel units.{target_words} On the "
-            f"homework's {len(shown)} gallery images, our {'prediction' if kind == 'untargeted' else 'target'} equals the "
-            f"homework's on {same} (another model, other "
-            f"weights).{caveat}",
+            claims[kind]["section"], claims[kind]["text"], evidence,
             word, f"every image can be pushed to a wrong {'target' if kind == 'targeted' else 'label'}."
-            if word == "holds" else "the attack fails on part of the images.",
-            gallery(kind, images, seed_gallery, source)
-            + figures(f"plots/attack_{kind}/figures", {"grid.png": f"64 of the {kind} adversarial images"},
-                      width=420)))
+            if word == "holds" else "the attack fails on part of the images." if success["correct"] else
+            "the attack fails on every image.", shown_figures))
     transfer_claim, rows = claims["transfer"], []
     worded = []
     for kind in ("untargeted", "targeted"):
         n = int(transfer_sets.loc[kind, "images"])
+        if n == 0:
+            found[kind]["transfer"] = None
+            worded.append(f"{kind}: no adversarial image of {model_name(source)} to show {model_name(receiver)}")
+            continue
         ours = measured(transfer_sets.loc[kind, f"{receiver}_accuracy"], n)
         theirs = seed["transfer"][kind]
         found[kind]["transfer"] = ours
@@ -620,14 +647,16 @@ def problem_4(claims, seed, official, attack_step):
                       f"{with_interval(own)}; "
                       f"{against(ours, theirs['accuracy'], theirs['images'], 'the homework’s figure')}")
     versus = {k: independent(found[k]["transfer"]["correct"], found[k]["transfer"]["images"],
-                             seed["transfer"][k]["accuracy"], seed["transfer"][k]["images"])["words"] for k in found}
-    higher = all(w == HIGHER for w in versus.values())
-    within = all(w == UNDETECTED for w in versus.values())
-    word = "holds" if within else "partly"
+                             seed["transfer"][k]["accuracy"], seed["transfer"][k]["images"])["words"]
+              for k in found if found[k]["transfer"]}
+    higher = versus and all(w == HIGHER for w in versus.values())
+    within = versus and all(w == UNDETECTED for w in versus.values())
+    word = "holds" if within else "partly" if versus else "differs"
     words.append(word)
     blocks.append(html.claim(
         transfer_claim["section"], transfer_claim["text"], ". ".join(s[0].upper() + s[1:] for s in worded) + ".",
         word, ("our numbers match the homework's within sampling noise." if within else
+               "there are no adversarial images to transfer." if not versus else
                "model 2 again classifies most of model 1's adversarial images, but "
                + ("more of them than the homework's model 2: our images transfer less." if higher else
                   "not as many as the homework reports, beyond sampling noise.")),
@@ -637,6 +666,17 @@ def problem_4(claims, seed, official, attack_step):
                                                                      f"{model_name(source)}'s targeted images"},
                 width=420)))
     untargeted = found["untargeted"]["transfer"]
+    if untargeted is None:
+        words += ["differs", "differs"]
+        blocks.append(html.claim(claims["not_universal"]["section"], claims["not_universal"]["text"],
+                                 f"{model_name(source)} has no untargeted adversarial image to show.", "differs",
+                                 "without adversarial images there is nothing to transfer."))
+        blocks.append(html.claim(claims["sensitive"]["section"], claims["sensitive"]["text"],
+                                 "No untargeted perturbation succeeded.", "differs",
+                                 "the attack changes no prediction."))
+        summary = ("Problem 4 (4.1–4.3)", f"{model_name(receiver)} classifies many of {model_name(source)}'s "
+                   "adversarial images: not universal", "no adversarial images", combined(words))
+        return "<h2>4. Adversarial images</h2>" + "".join(blocks), summary
     source_acc = float(transfer_sets.loc["untargeted", f"{source}_accuracy"])
     word = "holds" if untargeted["low"] > 0.5 and source_acc == 0 else "partly" if untargeted["accuracy"] > source_acc else "differs"
     words.append(word)
@@ -826,7 +866,7 @@ def threat_model(models):
     first = max(models.values(), key=lambda m: len(m["about"]["attacks"]))["about"]
     threat, attacks = first["threat_model"], first["attacks"]
     pgd, minimal, auto = attacks["pgd"], attacks["minimal"], attacks["autoattack"]
-    checks = [a for a in attacks.values() if a.get("restarts") == 1 and a["label"].startswith("PGD-")]
+    checks = [a for name, a in attacks.items() if re.fullmatch(r"pgd[0-9]+", name)]  # the more-steps check's
     parts = [attacks[p] for p in auto["attacks"]]
     rows = [{"model": model_name(name), "images": f"{m['about']['images']['count']:,}",
              "selection": m["about"]["images"]["selection"], "seed": m["about"]["images"]["seed"]}
@@ -844,9 +884,11 @@ def threat_model(models):
                if transfer else "")
             + f". At ε = {checks[0]['epsilon'][0]:g}: " + ", ".join(
                 f"{a['label']} (step {a['step_size']:g})" for a in checks) + ", one random start each. "
-            f"At ε = {', '.join(f'{e:g}' for e in auto['epsilon'])}: {auto['label']}, "
-            + ("the reference's settings: " if auto["reference_settings"] else "not the reference's settings: ")
-            + ", ".join(a["label"] for a in parts) + f" ({auto['library']}), {auto['run']}. The worst case per image "
+            + (f"At ε = {', '.join(f'{e:g}' for e in auto['epsilon'])}: {auto['label']}, "
+               + ("the reference's settings: " if auto["reference_settings"] else "not the reference's settings: ")
+               + ", ".join(a["label"] for a in parts) + f" ({auto['library']}), {auto['run']}. "
+               if auto["epsilon"] else "No AutoAttack. ")
+            + "The worst case per image "
             f"counts an image as robust only if every attack failed on it. Intervals: {first['interval']}; two models "
             "on the same images are compared by McNemar's exact test, with Newcombe's 95 % interval of the "
             f"difference. Software: {versions}.</p>" + html.table(rows))
@@ -896,7 +938,7 @@ def difference_words(d, first, second, test="McNemar exact"):
     return f"{first} against {second}: {size} (95 % interval {points(d['low'])} to {points(d['high'])}{p})"
 
 
-def defences(claims, anchors, trained, sets):
+def defences(claims, anchors, trained, sets, predictions):
     models, transfer = read_robustness()
     headline = sorted(next(iter(models.values()))["about"]["worst_case"], key=float)
     top = headline[-1]
@@ -928,14 +970,12 @@ def defences(claims, anchors, trained, sets):
         gains = [e for e in headline if compared[e]["words"] == HIGHER]
         retrain_train = next((t for t in trained if t["model"] == "retrain"), {})
         shown = ""
-        if "retrain_accuracy" in sets.columns and "model2_accuracy" in sets.columns:
+        if {"untargeted_retrain", "untargeted_model2"} <= set(predictions.columns) and sets.loc["untargeted", "images"]:
             n = int(sets.loc["untargeted", "images"])
             ours = measured(sets.loc["untargeted", "retrain_accuracy"], n)
-            theirs = measured(sets.loc["untargeted", "model2_accuracy"], n)
-            shown = (f" On model 1's untargeted adversarial images (section 4) it scores {with_interval(ours)}; "
-                     + difference_words(independent(ours["correct"], n, theirs["accuracy"], n), "defence 1",
-                                        "model 2", test="") + " (compared as independent samples: the per-image "
-                     "predictions are not recorded, which can only widen the interval).")
+            shown = (f" On model 1's untargeted adversarial images (section 4) it scores {with_interval(ours)}; on "
+                     "the same images, " + difference_words(paired_on(predictions, "retrain", "model2", "untargeted_"),
+                                                           "defence 1", "model 2") + ".")
         robust_at_top = r[top]["accuracy"] >= 0.5
         word = "holds" if robust_at_top else "partly" if gains else "differs"
         retrain_words = (f"Retrained on {retrain_train.get('adversarial_images', 0):,} adversarial images of model 1 "
@@ -955,7 +995,8 @@ def defences(claims, anchors, trained, sets):
                        f"worst case of {worst['retrain'][top]['images']:,} images, 95 % interval: " + "; ".join(
                            f"ε = {e}: {short_interval(worst['retrain'][e])}"
                            + (f" (model 1: {percent(worst['model1'][e]['accuracy'])})" if base else "") for e in headline)
-                       if word else "not measured", word or "differs")
+                       if word else "not measured: robustness.models leaves out defence 1 or model 1",
+                       word or "unmeasured")
     adv_word, adv_number = None, "not measured"
     if "adversarial_training" in models:
         model = models["adversarial_training"]
@@ -1011,7 +1052,7 @@ def defences(claims, anchors, trained, sets):
                        if adv_word == "partly" else "it gains no robustness."),
             html.table(anchor_rows)))
     summary_adv = ("Defence 2 (4.3)", "an adversarial loss term makes the network robust, not completely", adv_number,
-                   adv_word or "differs")
+                   adv_word or "unmeasured")
     transfer_rows = []
     for r in transfer.to_dict("records"):
         n = int(r["images"])
@@ -1047,9 +1088,10 @@ def build_report(seed, anchors):
     models, _ = read_robustness()
     attack_step = next(iter(models.values()))["about"]["attacks"]["minimal"]
     sets = read_csv("plots/transfer/sets.csv", ("set", "source"), ("images",)).set_index("set")
-    parts = [problem_1(claims), problem_2(claims, seed["xor"]), problem_3(claims, seed["sweep"], trained, data["n_test"]),
+    predictions = read_predictions()
+    parts = [problem_1(claims), problem_2(claims, seed["xor"]), problem_3(claims, seed["sweep"], trained, data["n_test"], predictions),
              problem_4(claims, seed, data.get("official", False), attack_step)]
-    section_5, defence_rows = defences(claims, anchors, trained, sets)
+    section_5, defence_rows = defences(claims, anchors, trained, sets, predictions)
     body = (header(data) + findings_box([summary for _, summary in parts] + defence_rows)
             + "".join(section for section, _ in parts) + explorer(seed["attack"]["untargeted"]["gallery"]) + section_5)
     return html.page("Neural-network foundations: results", body, html.inline_script(javascript, versions))

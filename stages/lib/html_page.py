@@ -154,12 +154,12 @@ img { max-width: 100%; } .chart { display: inline-block; margin: .5em; }
 .findings { background: #fffbea; border: 1px solid #e6d9a2; padding: .6em 1em; }
 .findings table { background: white; } .findings td { text-align: left; }
 .claim { border-left: 4px solid #ccc; padding: .2em 1em; margin: 1.2em 0; }
-.seed { font-style: italic; } .holds { color: #1a6b2a; } .differs { color: #a33; } .partly { color: #8a5a00; }
+.seed { font-style: italic; } .holds { color: #1a6b2a; } .differs { color: #a33; } .partly { color: #8a5a00; } .unmeasured { color: #555; }
 figure.strip { display: block; border: 1px solid #ccc; padding: .3em; margin: .6em 0; width: 560px; }
 """
 
 
-VERDICT_WORDS = {"holds": "Holds", "partly": "Holds in part", "differs": "Differs"}
+VERDICT_WORDS = {"holds": "Holds", "partly": "Holds in part", "differs": "Differs", "unmeasured": "Not measured"}
 
 
 def verdict(word):

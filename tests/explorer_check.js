@@ -1,8 +1,8 @@
 // Injected after the Vega bundle: drives the report's ε explorer as a reader does, through the page's own
 // inputs (the slider to 0, then to 0.3; the second digit of the list; the second model to make the images on)
-// and records what the explorer shows after each step: its parameters, each image's URL and the pixels the
-// canvas holds where it is drawn (a fingerprint and their spread), and the answers the bars write. Writes the
-// list of states as JSON into the element #explorer-check.
+// and records what the explorer shows after each step: its parameters, each image's URL and the pixels drawn
+// where it is (a fingerprint and their spread, from the view rendered to a canvas: the page itself draws SVG),
+// and the answers the bars write. Writes the list of states as JSON into the element #explorer-check.
 (function () {
   const embed = window.vegaEmbed;
   let explorer = null;
@@ -17,8 +17,9 @@
     if (node.marktype !== undefined) {
       for (const item of node.items || []) {
         if (node.marktype === "image") {
-          found.images.push({ panel: item.datum.panel, url: item.url, x: dx + item.x - item.width / 2,
-                              y: dy + item.y - item.height / 2, width: item.width, height: item.height });
+          const b = item.bounds;  // in its group's coordinates
+          found.images.push({ panel: item.datum.panel, url: item.url, x: dx + b.x1, y: dy + b.y1,
+                              width: b.x2 - b.x1, height: b.y2 - b.y1 });
         } else if (node.marktype === "text" && item.datum && item.datum.says !== undefined) {
           found.answers.push({ model: item.datum.model, says: item.datum.says, answer: item.datum.answer });
         }
@@ -30,12 +31,10 @@
     return found;
   }
 
-  function pixels(canvas, box) {  // an FNV-1a hash of the RGBA bytes inside the box (2 pixels in from its edges,
-    // clear of the background whatever the rounding), and the spread of their grey levels
-    const ratio = canvas.width / canvas.clientWidth;
-    const data = canvas.getContext("2d").getImageData(Math.round((box.x + 2) * ratio), Math.round((box.y + 2) * ratio),
-                                                      Math.round((box.width - 4) * ratio),
-                                                      Math.round((box.height - 4) * ratio)).data;
+  function pixels(canvas, box) {  // an FNV-1a hash of the RGBA bytes of the box's middle (20 pixels in from each
+    // edge: clear of the background whatever the rounding), and the spread of their grey levels
+    const data = canvas.getContext("2d").getImageData(Math.round(box.x + 20), Math.round(box.y + 20),
+                                                      Math.round(box.width - 40), Math.round(box.height - 40)).data;
     let hash = 2166136261, low = 255, high = 0;
     for (let i = 0; i < data.length; i++) {
       hash = Math.imul(hash ^ data[i], 16777619) >>> 0;
@@ -46,11 +45,9 @@
 
   async function state(view) {
     await view.runAsync();
-    await new Promise((resolve) => setTimeout(resolve, 500));  // the data-URI images load, the canvas redraws
-    await view.runAsync();
     const [x, y] = view.origin();
     const found = collect(view.scenegraph().root, x, y, { images: [], answers: [] });
-    const canvas = document.querySelector("#chart-explorer canvas");
+    const canvas = await view.toCanvas();  // once its images have loaded
     for (const image of found.images) Object.assign(image, pixels(canvas, image));
     return { eps: view.signal("eps"), digit: view.signal("digit"), made_on: view.signal("made_on"), ...found };
   }

@@ -793,20 +793,21 @@ def explorer(gallery):
 
 # --- Section 5: the homework's two defences --------------------------------------------------------
 
-CHECKS = {  # Carlini et al. 2019's checks, as the report names them and reads a warning
+CHECKS = {  # Carlini et al. 2019's checks: the report's name, what a warning found, what that means
     "iterative_vs_single_step": ("Iterative attacks at least as strong as one step",
-                                 "one FGSM step found examples the iterative attack missed: its gradients mislead "
-                                 "an iterative search, a sign of masked gradients"),
-    "more_steps": ("More PGD steps never raise the accuracy",
-                   "a longer attack found fewer examples: the attack has not converged, or the gradients are noisy"),
-    "large_budget": ("A large enough budget breaks every image",
+                                 "one FGSM step found examples the iterative attack missed",
+                                 "its gradients mislead an iterative search, a sign of masked gradients"),
+    "more_steps": ("More PGD steps never raise the accuracy", "a longer PGD run found fewer examples",
+                   "the attack has not converged, or the gradients are noisy"),
+    "large_budget": ("A large enough budget breaks every image", "a budget that reaches a grey image left images robust",
                      "the attacks cannot reach examples that exist: the evaluation is unreliable"),
     "gradient_free": ("The gradient-free attack finds nothing the gradient attacks missed",
-                      "a gradient-free attack found examples every gradient attack missed: the gradients point away "
-                      "from examples that exist, a sign of partly masked gradients (the worst case counts them)"),
+                      "the gradient-free Square attack found examples every gradient attack missed",
+                      "the gradients point away from examples that exist, a sign of partly masked gradients (the "
+                      "worst case counts them)"),
     "transfer": ("Transfer from an undefended model no stronger than white-box attacks",
-                 "images made on another model fooled this one where attacks on its own gradients failed: a sign of "
-                 "masked gradients (the worst case counts them)"),
+                 "images made on another model fooled this one more than attacks on its own gradients",
+                 "a sign of masked gradients (the worst case counts them)"),
 }
 
 
@@ -898,13 +899,13 @@ def check_rows(name, about):
     """The gradient-masking checks of one model as table rows, each with its numbers and verdict."""
     rows = []
     for c in about["checks"]:
-        title, meaning = CHECKS[c["check"]]
+        title, found, meaning = CHECKS[c["check"]]
         n = about["images"]["count"]
         if c["check"] == "iterative_vs_single_step":
-            beat = [r for r in c["numbers"] if r["pgd_minus_fgsm"]["only_second"]]
+            beat = [r for r in c["numbers"] if r["pgd_minus_fgsm"]["only_first"]]  # PGD right, FGSM wrong
             numbers = ("PGD at most FGSM at every ε: " + ", ".join(
                 f"ε {r['epsilon']:g}: {percent(r['pgd'])} vs {percent(r['fgsm'])}" for r in c["numbers"])
-                + ("; FGSM alone fooled " + ", ".join(f"{r['pgd_minus_fgsm']['only_second']} at ε {r['epsilon']:g}"
+                + ("; FGSM alone fooled " + ", ".join(f"{r['pgd_minus_fgsm']['only_first']} at ε {r['epsilon']:g}"
                                                       for r in beat) if beat else "; FGSM fooled no image PGD missed"))
         elif c["check"] == "more_steps":
             numbers = f"at ε {c['epsilon']:g}: " + " / ".join(f"{s['steps']} steps {percent(s['accuracy'])}"
@@ -922,7 +923,7 @@ def check_rows(name, about):
                 f"ε {r['epsilon']:g}: {percent(r['transfer'])} vs {percent(r['white_box'])}" for r in c["numbers"])
                 + "; fooled by transfer alone: " + ", ".join(f"{r['transfer_only']}" for r in c["numbers"]))
         rows.append({"model": model_name(name), "check": title, "numbers": numbers,
-                     "verdict": "pass" if c["verdict"] == "pass" else f"warning: {meaning}"})
+                     "verdict": "pass" if c["verdict"] == "pass" else f"warning: {found}: {meaning}"})
     return rows
 
 
@@ -961,7 +962,7 @@ def defences(claims, anchors, trained, sets, predictions):
         return "; ".join(f"ε = {e}: {with_interval(worst[name][e])}" for e in headline)
 
     def warnings(name):
-        return [CHECKS[c["check"]][0].lower() for c in models[name]["about"]["checks"] if c["verdict"] != "pass"]
+        return [CHECKS[c["check"]][1] for c in models[name]["about"]["checks"] if c["verdict"] != "pass"]
 
     word = None
     if "retrain" in models and base:
@@ -1046,8 +1047,9 @@ def defences(claims, anchors, trained, sets, predictions):
             adv_word, ("it is robust, and not completely: at ε = " + top + f" it keeps {percent(a[top]['accuracy'])} "
                        f"of the images, {100 * (clean['accuracy'] - a[top]['accuracy']):.1f} points below its clean "
                        f"{percent(clean['accuracy'])}, and no check suggests masked gradients." if adv_word == "holds"
-                       else f"it keeps {percent(a[top]['accuracy'])} of the images at ε = {top}, but "
-                       + "; ".join(flagged) + " fails, so part of that may be masked gradients." if robust and flagged
+                       else f"it keeps {percent(a[top]['accuracy'])} of the images at ε = {top}, but a check against "
+                       "masked gradients warns (" + "; ".join(flagged) + "), so part of that may be masked gradients."
+                       if robust and flagged
                        else "it gains robustness, but keeps less than half the images at the top budget."
                        if adv_word == "partly" else "it gains no robustness."),
             html.table(anchor_rows)))

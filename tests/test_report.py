@@ -144,15 +144,17 @@ def test_section_5_shows_its_threat_model_and_each_anchor_against_the_interval(b
                 in text), a
     assert f"ε = 0.3: 91.2 % of 3,500 images (95 % Wilson interval {100 * worst['low']:.1f}–" in text
     assert "The gradient-masking checks: all 5 pass" in text
+    assert "FGSM alone fooled 3 at ε 0.1" in text  # images PGD kept right and FGSM fooled
 
 
 def test_a_check_that_warns_changes_the_verdict_on_defence_2(tmp_path):
     root = outputs_copy(tmp_path, warnings={"adversarial_training": ("gradient_free",)})
     run_main("report", cwd=root)
     text = " ".join(visible_text((root / "report/index.html").read_text()).split())
-    assert "The gradient-masking checks: 1 of 5 warn (the gradient-free attack finds nothing" in text
-    assert re.search(r"Holds in part ?: it keeps 91.2 % of the images at ε = 0.3, but the gradient-free attack", text)
-    assert "warning: a gradient-free attack found examples every gradient attack missed" in text
+    assert "The gradient-masking checks: 1 of 5 warn (the gradient-free Square attack found examples every" in text
+    assert re.search(r"Holds in part ?: it keeps 91.2 % of the images at ε = 0.3, but a check against masked "
+                     r"gradients warns \(the gradient-free Square attack", text)
+    assert "warning: the gradient-free Square attack found examples every gradient attack missed: the gradients" in text
     assert "Square fooled 30 of 3,500 images every other attack missed (0.86 points" in text
 
 
@@ -208,10 +210,12 @@ def test_an_attack_that_fooled_no_image_is_a_result_not_a_crash(tmp_path):
             (root / f"plots/attack_{kind}/figures/{figure}").unlink()
     sets = pd.read_csv(root / "plots/transfer/sets.csv")
     sets["images"] = 0
-    sets.loc[:, [c for c in sets.columns if c.endswith(("_accuracy", "_rate"))]] = None
+    for column in [c for c in sets.columns if c.endswith(("_accuracy", "_rate"))]:
+        sets[column] = float("nan")
     sets.to_csv(root / "plots/transfer/sets.csv", index=False)
     predictions = pd.read_csv(root / "plots/transfer/predictions.csv")
-    predictions.loc[:, [c for c in predictions.columns if c.startswith(("untargeted_", "targeted_"))]] = -1
+    for column in [c for c in predictions.columns if c.startswith(("untargeted_", "targeted_"))]:
+        predictions[column] = -1
     predictions.to_csv(root / "plots/transfer/predictions.csv", index=False)
     run_main("report", cwd=root)
     text = " ".join(visible_text((root / "report/index.html").read_text()).split())

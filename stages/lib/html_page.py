@@ -124,16 +124,19 @@ DASHES = [[1, 0], [6, 3], [1, 3]]  # solid, dashed, dotted: the words a chart's 
 def line_chart(name, rows, x, y, color, title, log_y=False, color_order=None, dash=None, dash_order=None):
     """Lines of y over x, one per value of `color` (in color_order when given, one colour each), from a
     list of dicts (data inline); the y axis fits the data (not from 0, a few pixels clear of the frame; a log
-    axis runs from a power of 10 to a power of 10, both labelled); an x of whole numbers has whole-number ticks;
+    axis starts at the power of 10 below the data, a labelled tick); an x of whole numbers has whole-number ticks
+    (at most one per value);
     `dash` a column drawn as line styles, solid, dashed, dotted in dash_order, which the title names (a
     legend would show dots)."""
     order = {"scale": {"domain": color_order}, "sort": color_order} if color_order else {}
     whole = all(isinstance(r[x], int) for r in rows)
-    encoding = {"x": {"field": field(x), "type": "quantitative", "title": x,
-                      **({"axis": {"tickMinStep": 1}} if whole else {})},
-                "y": {"field": field(y), "type": "quantitative", "title": y,
-                      "scale": {"type": "log", "nice": True, "padding": 8} if log_y else {"zero": False,
-                                                                                         "padding": 8}},
+    ticks = {"axis": {"tickCount": {"expr": f"min(ceil(width / 40), {len({r[x] for r in rows})})"}}} if whole else {}
+    scale = {"zero": False, "padding": 8}
+    if log_y:
+        lowest = min(r[y] for r in rows if r[y] > 0)
+        scale = {"type": "log", "nice": False, "padding": 8, "domainMin": 10 ** math.floor(math.log10(lowest))}
+    encoding = {"x": {"field": field(x), "type": "quantitative", "title": x, **ticks},
+                "y": {"field": field(y), "type": "quantitative", "title": y, "scale": scale},
                 "color": {"field": field(color), "type": "nominal", "title": color, **order},
                 "tooltip": [{"field": field(c), "title": c} for c in (color, dash, x, y) if c]}
     if dash:

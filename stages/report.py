@@ -737,7 +737,7 @@ def explorer(gallery):
                {"calculate": "datum.predicted == datum.label ? 'right' : 'wrong'", "as": "answer"},
                {"calculate": "'says ' + datum.predicted + ' (' + format(datum.probability, '.1%') + ')'", "as": "says"}]
     answer_colour = {"field": "answer", "type": "nominal", "title": "answer",
-                     "scale": {"domain": ["right", "wrong"], "range": ["#1a6b2a", "#c0392b"]}}
+                     "scale": {"domain": ["right", "wrong"], "range": ["#1f6fb4", "#e66101"]}}  # blue, orange: told apart without red-green vision
     model_axis = {"field": "model", "type": "nominal", "sort": names, "title": None, "axis": {"labelLimit": 240}}
     panels = ["original", "perturbation", "adversarial"]
     images = {
@@ -759,7 +759,8 @@ def explorer(gallery):
         "layer": [{"mark": "bar", "encoding": {"color": answer_colour}},
                   {"mark": {"type": "text", "align": "left", "dx": 4}, "encoding": {"text": {"field": "says"}}}]}
     every_epsilon = {
-        "width": 800, "height": 110, "title": "each model's answer at every ε (the box: the slider's ε)",
+        "width": 800, "height": 110, "title": "each model's answer at every ε (the box: the slider's ε; point at a "
+                                              "cell for the digit it reads)",
         "transform": [{"filter": "datum.digit == digit && datum.source == made_on"}, *answers],
         "encoding": {"y": model_axis, "x": {"field": "epsilon", "type": "ordinal", "title": "ε ([0, 1] units)",
                                             "axis": {"labelAngle": 0, "format": ".3~f"}}},
@@ -785,8 +786,13 @@ def explorer(gallery):
             f"{len(labels)} test digits ({sum(i in gallery for i in labels)} from the homework's gallery) and the model "
             "the adversarial images are made on, and move the slider. The "
             f"adversarial image is PGD within ε on that model ({attack['steps']} steps of {attack['step_size']:g} from "
-            "one random start, every step taken; ε in [0, 1] units); the perturbation, scaled to ε, is mid-grey where "
-            "no pixel changed, white or black where one changed by +ε or −ε; the images show 16 grey levels; the bars give every model's answer on it and how sure the model is (green: the true label). "
+            "one random start, every step taken; ε in [0, 1] pixel-intensity units, so 0.1 is a tenth of the range "
+            "from black to white). Only the chosen model is attacked; every other model sees the same images, a "
+            "transfer. PGD may change every pixel by up to ε, not a few pixels by much. The perturbation panel is "
+            "scaled to ε: mid-grey where a pixel did not change, white or black where it changed by +ε or −ε, so it "
+            "shows where and which way the pixels moved at any ε, not how far; the images show 16 grey levels. The "
+            "bars give every model's answer on the adversarial image and how sure it is (blue: the true label; "
+            "orange: a wrong one). "
             f"On the images made on {model_name(data['sources'][0])}, half of these digits' images fool "
             + ", ".join(halves) + ".</p>" + html.chart("explorer", spec))
 

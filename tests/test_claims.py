@@ -629,6 +629,8 @@ CLAIMS = [
                 f"{100 * check(r, 'adversarial_training', 'gradient_free')['numbers']['drop']:.1f}")),
     (DEF, "PGD-10 / 50 / 200 leave {} / {} / {} %", "plots/robustness/adversarial_training.json",
      lambda r: tuple(pct(s["accuracy"]) for s in check(r, "adversarial_training", "more_steps")["numbers"])),
+    (DEF, "configuration than the committed model's {} % and {} % of {} above", "metrics/train/, " + ROB,
+     lambda r: (pct(acc(r, "adversarial_training"), 2), *worst_ci(r, "adversarial_training", 0.3)[:2])),
     (DEF, "it falls like the others ({} % at 0.4)", ROB, lambda r: (pct(worst(r, "adversarial_training", 0.4)[0]),)),
     (DEF, "`retrain`: {} % clean; on model1's adversarial test images {} % / {} % of {} (untargeted / targeted) against "
           "model2's {} % / {} %", "metrics/train/retrain.json, " + TRANSFER,

@@ -827,18 +827,15 @@ def read_robustness():
         raise StageError("plots/robustness/transfer.csv: names no model; rerun `dvc repro robustness_transfer`")
     models = {}
     for name in names:
+        about = validate_params(RobustnessDescription, read_json(f"plots/robustness/{name}.json"),
+                                f"plots/robustness/{name}.json").model_dump()
         models[name] = {
             "metrics": read_json(f"metrics/robustness/{name}.json", {"clean": NUMBER}, f"`dvc repro robustness@{name}`"),
             "curve": read_csv(f"plots/robustness/{name}.csv", numeric=("epsilon", "images", "fgsm", "pgd", "minimal",
                                                                        "transfer", "worst", "only_autoattack")),
-            "about": validate_params(RobustnessDescription, read_json(f"plots/robustness/{name}.json"),
-                                     f"plots/robustness/{name}.json").model_dump(),
-            "images": read_per_image(f"plots/robustness/images/{name}.csv", headline_keys(name))}
+            "about": about,
+            "images": read_per_image(f"plots/robustness/images/{name}.csv", list(about["worst_case"]))}
     return models, transfer
-
-
-def headline_keys(name):
-    return list(read_json(f"plots/robustness/{name}.json", {"worst_case": dict})["worst_case"])
 
 
 def read_per_image(path, budgets):
@@ -937,9 +934,10 @@ def points(value):
     return f"{100 * value:+.1f}"
 
 
-def difference_words(d, first, second, test="McNemar exact"):
-    """'model 1 against defence 1: 6.2 points lower (95 % interval −10.1 to −2.3; McNemar exact p = 0.002)'."""
-    p = f"; {test} p = {d['p_value']:.2g}" if "p_value" in d else ""
+def difference_words(d, first, second):
+    """'model 1 against defence 1: 6.2 points lower (95 % interval −10.1 to −2.3; McNemar exact p = 0.002)'; a
+    comparison of independent samples has no p-value."""
+    p = f"; McNemar exact p = {d['p_value']:.2g}" if "p_value" in d else ""
     size = (f"{abs(100 * d['difference']):.1f} points {d['words']}" if d["words"] != UNDETECTED
             else f"{d['words']}, {points(d['difference'])} points")
     return f"{first} against {second}: {size} (95 % interval {points(d['low'])} to {points(d['high'])}{p})"

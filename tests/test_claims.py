@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.stats import HIGHER, LOWER, independent, paired_flags, wilson
+from stages.lib.stats import HIGHER, LOWER, UNDETECTED, independent, paired_flags, wilson
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md"))]
@@ -292,17 +292,18 @@ def against_anchor(r, defence, attack):
     return independent(round(ours * n), n, found[0]["accuracy"], anchors["images"]), found[0]["accuracy"]
 
 
-def relation(d):
-    """'1.6 points above', '2.7 points below' or 'no difference detectable from', as the docs say it."""
+def relation(d, more="above", less="below"):
+    """'1.6 points above', '2.7 points below' or 'no difference detectable from', as the docs say it (a paired
+    comparison says 'higher' / 'lower')."""
     size = f"{abs(100 * d['difference']):.1f} points"
-    return (f"{size} above" if d["words"] == HIGHER else f"{size} below" if d["words"] == LOWER
+    return (f"{size} {more}" if d["words"] == HIGHER else f"{size} {less}" if d["words"] == LOWER
             else "no difference detectable from")
 
 
 def magnitudes(d):
     """The difference's 95 % interval as the docs write it: the sizes, smaller first."""
-    ends = sorted(abs(100 * x) for x in (d["low"], d["high"])) if d["words"] != "no difference detectable at " \
-        "this sample size" else (100 * d["low"], 100 * d["high"])
+    ends = (sorted(abs(100 * x) for x in (d["low"], d["high"])) if d["words"] != UNDETECTED
+            else (100 * d["low"], 100 * d["high"]))
     return tuple(f"{x:.1f}" for x in ends)
 
 
@@ -479,7 +480,7 @@ CLAIMS = [
     (R, "against a fresh attack at ε 0.1: {} % of {} ({}-{} %), model1 {} % ({}-{} %) on the same images: {} "
         "(paired, 95 % interval {}-{}; McNemar p = {}); at ε 0.3: {} of {} ({}-{} %)", ROB + ", plots/robustness/images/",
      lambda r: (*worst_ci(r, "retrain", 0.1), pct(worst(r, "model1", 0.1)[0]), *worst_ci(r, "model1", 0.1)[2:],
-                relation(retrain_vs_model1(r)).replace("above", "higher").replace("below", "lower"),
+                relation(retrain_vs_model1(r), "higher", "lower"),
                 *magnitudes(retrain_vs_model1(r)), f"{retrain_vs_model1(r)['p_value']:.0e}", *worst_ci(r, "retrain", 0.3))),
     # defence 2
     (R, "**{} % of {} ({}-{} %)** (PGD alone: {} %; AutoAttack fools {} images every other attack missed, {} of them "
@@ -639,7 +640,7 @@ CLAIMS = [
     (DEF, "on the same {} images as model1: {} % against model1's {} % at ε 0.1, {} (95 % interval {}-{}; McNemar's "
           "exact test: {} images only retrain keeps, {} only model1, p = {})", ROB + ", plots/robustness/images/",
      lambda r: (str(retrain_vs_model1(r)["images"]), pct(worst(r, "retrain", 0.1)[0]), pct(worst(r, "model1", 0.1)[0]),
-                relation(retrain_vs_model1(r)).replace("above", "higher").replace("below", "lower"),
+                relation(retrain_vs_model1(r), "higher", "lower"),
                 *magnitudes(retrain_vs_model1(r)), str(retrain_vs_model1(r)["only_first"]),
                 str(retrain_vs_model1(r)["only_second"]), f"{retrain_vs_model1(r)['p_value']:.0e}")),
     *[(DEF, "{}", "plots/robustness/transfer.csv", lambda r, model=model: (transfer_row(r, model),)) for model in MODELS],

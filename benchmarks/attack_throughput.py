@@ -22,7 +22,7 @@ from stages.lib.attacks import pgd, sign_gradient_attack  # noqa: E402
 from stages.lib.data import PIXEL_RANGE, load_split, to_model_input  # noqa: E402
 from stages.lib.mnist import sample_mnist  # noqa: E402
 from stages.lib.models import load_cnn, predict  # noqa: E402
-from stages.lib.robustness import CPU_BATCH  # noqa: E402
+from stages.lib.robustness import ROBUSTNESS_CPU_BATCH  # noqa: E402
 from stages.lib.runtime import working_batch  # noqa: E402
 from stages.lib.units import model_units  # noqa: E402
 
@@ -90,7 +90,7 @@ def main():
     print(f"batched, no early stopping,  40 steps       {len(x) / fixed40_s:8.1f} images/s   -> early stopping is {fixed40_s / batched_s:.1f}x")
     print(f"achieved {work / batched_s / 1e9:.1f} GFLOP/s = {work / batched_s / 1e9 / peak:.0%} of the matmul peak ({peak:.1f} GFLOP/s)")
     r = params().robustness
-    batch = working_batch(r.batch_size, torch.device("cpu"), CPU_BATCH)
+    batch = working_batch(r.batch_size, torch.device("cpu"), ROBUSTNESS_CPU_BATCH)
     for epsilon_01 in (0.15, 0.3):
         epsilon = model_units(epsilon_01)
         pgd_s, (_, fooled, pgd_steps) = timed(lambda: pgd(model, x, y, epsilon, steps=40,

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from stages.lib import cli, plotting
-from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, adversarial_set
+from stages.lib.adversarial_sets import SIGN_GRADIENT_CPU_BATCH, KINDS, AttackSection, adversarial_set
 from stages.lib.attacks import perturbation_norms
 from stages.lib.data import load_split, to_model_input
 from stages.lib.errors import warn
@@ -29,7 +29,7 @@ class Params(StageParams):
     attack: AttackSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     step_size: float
@@ -45,8 +45,9 @@ class Run(StageRun):
 def read_params(path, kind):
     p = load_params(Params, path)
     a = p.attack
-    return Run(p.device, p.threads, a.step_size, a.max_steps, a.epsilon, a.batch_size, a.n_images,
-               a.seed if kind == "targeted" else None, a.grid_size, list(getattr(a.gallery, kind)))
+    return Run(device=p.device, threads=p.threads, step_size=a.step_size, max_steps=a.max_steps, epsilon=a.epsilon,
+               batch_size=a.batch_size, n_images=a.n_images, seed=a.seed if kind == "targeted" else None,
+               grid_size=a.grid_size, gallery=list(getattr(a.gallery, kind)))
 
 
 def gallery_positions(requested, indices, success):
@@ -79,7 +80,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = read_params(args.params, args.kind)
     device, _ = set_up(run.device, run.threads)
-    batch = working_batch(run.batch_size, device, CPU_BATCH)
+    batch = working_batch(run.batch_size, device, SIGN_GRADIENT_CPU_BATCH)
     model = load_cnn(args.model, device)
     images, labels = load_split(args.data, "test")
     start = time.perf_counter()

@@ -85,7 +85,7 @@ class Params(StageParams):
     explorer: ExplorerSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     explorer: ExplorerSection
@@ -93,7 +93,7 @@ class Run(StageRun):
 
 def read_params(path):
     p = load_params(Params, path)
-    return Run(p.device, p.threads, p.explorer)
+    return Run(device=p.device, threads=p.threads, explorer=p.explorer)
 
 
 def present_digits(digits, test_size):

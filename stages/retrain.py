@@ -1,6 +1,6 @@
-"""Stage retrain (defence 1, the seed's first proposal: "retrain the network with generated
+"""Stage retrain (defence 1, the homework's first proposal: "retrain the network with generated
 adversarial images"): a CNN trained like train.* on the training set plus adversarial copies of a
-share (retrain.share) of the training images, made on `attack.model` by the seed's attack
+share (retrain.share) of the training images, made on `attack.model` by the homework's attack
 (retrain.kind, attack.step_size / max_steps / epsilon) and labelled with their true labels.
 
 Writes the checkpoint, metrics/train/retrain.json and plots/train/retrain.csv, as train@<name> does.
@@ -12,7 +12,7 @@ import torch
 from pydantic import Field
 
 from stages.lib import cli
-from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection
+from stages.lib.adversarial_sets import SIGN_GRADIENT_CPU_BATCH, KINDS, AttackSection
 from stages.lib.data import PIXEL_RANGE, load_model_inputs
 from stages.lib.defences import adversarial_copies
 from stages.lib.io import staged_outputs
@@ -22,6 +22,7 @@ from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
 from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 NAME = "retrain"
+ROLE, LABEL = "defence", "defence 1 (retrained)"
 
 
 class RetrainSection(Section):
@@ -39,7 +40,7 @@ class Params(StageParams):
     attack: AttackSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     spec: CnnSpec
@@ -54,8 +55,8 @@ class Run(StageRun):
 def read_params(path):
     p = load_params(Params, path)
     a = p.attack
-    return Run(p.device, p.threads, p.model, p.train.sgd(), p.retrain, a.step_size, a.max_steps, a.epsilon,
-               a.batch_size)
+    return Run(device=p.device, threads=p.threads, spec=p.model, sgd=p.train.sgd(), retrain=p.retrain,
+               step_size=a.step_size, max_steps=a.max_steps, epsilon=a.epsilon, attack_batch_size=a.batch_size)
 
 
 def main(argv=None):
@@ -71,14 +72,15 @@ def main(argv=None):
     copies, copy_labels = adversarial_copies(
         source, images, labels, share=run.retrain.share, kind=run.retrain.kind, seed=run.retrain.seed,
         step_size=run.step_size, max_steps=run.max_steps, epsilon=run.epsilon, bounds=PIXEL_RANGE,
-        batch_size=working_batch(run.attack_batch_size, device, CPU_BATCH), desc="retrain: attack")
+        batch_size=working_batch(run.attack_batch_size, device, SIGN_GRADIENT_CPU_BATCH), desc="retrain: attack")
     print(f"retrain: {len(copy_labels)} adversarial copies of training images added to {len(labels)}")
     train = (torch.cat([images, copies]), torch.cat([labels, copy_labels]))
     model, history, summary = train_cnn(run.spec, run.sgd, run.retrain.seed, train, test, name=NAME, device=device,
                                         threads=threads)
     with staged_outputs() as stage:
         write_trained_model(stage, NAME, model, run.spec, args.model, history,
-                            {k: summary[k] for k in HEADLINE} | {"adversarial_images": len(copy_labels)})
+                            {k: summary[k] for k in HEADLINE} | {"adversarial_images": len(copy_labels)}, role=ROLE,
+                            label=LABEL)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ from stages.lib.errors import StageError
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import StageParams, load_params
-from stages.lib.robustness import CPU_BATCH, AutoAttack, Checks, Pgd, RobustnessSection, evaluation_images
+from stages.lib.robustness import (ROBUSTNESS_CPU_BATCH, AutoAttack, Checks, Pgd, RobustnessSection, evaluation_images,
+                                   robust_accuracy)
 from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
 from stages.lib.stats import HIGHER, METHOD, interval, paired_flags
 from stages.lib.units import UNIT_SPAN, UNITS, model_units
@@ -54,7 +55,7 @@ class Params(StageParams):
     attack: AttackSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     n_images: int | None
@@ -79,10 +80,6 @@ def read_params(path, name):
                headline=r.headline, autoattack=r.autoattack, checks=r.checks, pgd=r.pgd, seed=r.seed,
                batch_size=r.batch_size, source=r.transfer.source, step_size=p.attack.step_size,
                max_steps=p.attack.max_steps)
-
-
-def accuracy(fooled):
-    return (~fooled).double().mean().item()
 
 
 def fooled_by_budget(attack, images, labels, epsilons):
@@ -134,13 +131,14 @@ def masking_checks(fooled, run, names):
         return {k: result[k] for k in ("difference", "low", "high", "p_value", "only_first", "only_second", "words")}
 
     budgets = [e for e in run.epsilon if e > 0]
-    rows = [{"epsilon": e, "fgsm": accuracy(fooled["fgsm"][row[e]]), "pgd": accuracy(fooled["pgd"][row[e]]),
+    rows = [{"epsilon": e, "fgsm": robust_accuracy(fooled["fgsm"][row[e]]),
+             "pgd": robust_accuracy(fooled["pgd"][row[e]]),
              "pgd_minus_fgsm": compare(right["pgd"][row[e]], right["fgsm"][row[e]])} for e in budgets]
     checks.append({"check": "iterative_vs_single_step", "numbers": rows,
                    "verdict": "warning" if any(r["pgd_minus_fgsm"]["words"] == HIGHER for r in rows) else "pass"})
 
     e = run.checks.epsilon
-    steps = [{"steps": k, "step_size": 2.5 * e / k, "accuracy": accuracy(fooled[names[k]][row[e]])}
+    steps = [{"steps": k, "step_size": 2.5 * e / k, "accuracy": robust_accuracy(fooled[names[k]][row[e]])}
              for k in run.checks.steps]
     for shorter, longer in zip(steps, steps[1:]):
         longer["minus_fewer_steps"] = compare(right[names[longer["steps"]]][row[e]],
@@ -152,8 +150,9 @@ def masking_checks(fooled, run, names):
     worst = worst_case(fooled)
     top = run.epsilon[-1]
     checks.append({"check": "large_budget", "epsilon": top,
-                   "numbers": {"worst": accuracy(worst[-1]), "pgd": accuracy(fooled["pgd"][-1]), "at_most": NEAR_ZERO},
-                   "verdict": "pass" if accuracy(worst[-1]) <= NEAR_ZERO else "warning"})
+                   "numbers": {"worst": robust_accuracy(worst[-1]), "pgd": robust_accuracy(fooled["pgd"][-1]),
+                               "at_most": NEAR_ZERO},
+                   "verdict": "pass" if robust_accuracy(worst[-1]) <= NEAR_ZERO else "warning"})
 
     for e in run.autoattack.epsilon:
         square = int(fooled["square"][row[e]].sum())
@@ -164,8 +163,8 @@ def masking_checks(fooled, run, names):
     if "transfer" in fooled:
         white = [a for a in fooled if a not in ("transfer", "apgd_ce", "apgd_t", "fab_t", "square")]
         white_box = torch.stack([fooled[a] for a in white]).any(0)
-        rows = [{"epsilon": e, "transfer": accuracy(fooled["transfer"][row[e]]),
-                 "white_box": accuracy(white_box[row[e]]),
+        rows = [{"epsilon": e, "transfer": robust_accuracy(fooled["transfer"][row[e]]),
+                 "white_box": robust_accuracy(white_box[row[e]]),
                  "transfer_only": int((fooled["transfer"][row[e]] & ~white_box[row[e]]).sum()),
                  "white_box_minus_transfer": compare(~white_box[row[e]], right["transfer"][row[e]])} for e in budgets]
         checks.append({"check": "transfer", "source": run.source, "white_box": white, "numbers": rows,
@@ -244,13 +243,13 @@ def main(argv=None):
     model = load_cnn(args.model, device)
     source = None if run.source == args.name else load_cnn(args.source, device)
     x, y, chosen, n_test = evaluation_images(args.data, run.n_images, run.seed, device)
-    epsilons, batch = [model_units(e) for e in run.epsilon], working_batch(run.batch_size, device, CPU_BATCH)
+    epsilons, batch = [model_units(e) for e in run.epsilon], working_batch(run.batch_size, device, ROBUSTNESS_CPU_BATCH)
     step, rows = model_units(run.pgd.step_size), len(run.epsilon)
     check_row = run.epsilon.index(run.checks.epsilon)
     names = {k: f"pgd{k}" for k in run.checks.steps}
     start = time.perf_counter()
 
-    clean = accuracy(predict(model, x, batch) != y)
+    clean = robust_accuracy(predict(model, x, batch) != y)
 
     def transferred(xs, ys, e):
         made, _, _ = sign_gradient_attack(source, xs, ys, step_size=step, max_steps=run.pgd.steps, epsilon=e,
@@ -292,8 +291,9 @@ def main(argv=None):
     seconds["autoattack"] = time.perf_counter() - began
 
     worst = worst_case(fooled)
-    curves = {"worst": [accuracy(r) for r in worst]} | {
-        a: [accuracy(r) for r in fooled[a]] if a in fooled else [None] * rows for a in ("fgsm", "pgd", "minimal", "transfer")}
+    curves = {"worst": [robust_accuracy(r) for r in worst]} | {
+        a: [robust_accuracy(r) for r in fooled[a]] if a in fooled else [None] * rows
+        for a in ("fgsm", "pgd", "minimal", "transfer")}
     curves["only_autoattack"] = only_autoattack
     worst_at = {e: interval(curves["worst"][i], len(y)) for i, e in enumerate(run.epsilon)}
     checks = masking_checks(fooled, run, names)

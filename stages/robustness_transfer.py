@@ -18,7 +18,8 @@ from stages.lib.data import PIXEL_RANGE
 from stages.lib.io import staged_outputs, write_csv
 from stages.lib.models import load_cnn, predict
 from stages.lib.params import StageParams, load_params
-from stages.lib.robustness import CPU_BATCH, Pgd, RobustnessSection, Transfer, evaluation_images
+from stages.lib.robustness import (ROBUSTNESS_CPU_BATCH, Pgd, RobustnessSection, Transfer, evaluation_images,
+                                   robust_accuracy)
 from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
 from stages.lib.units import UNIT_SPAN, model_units
 
@@ -30,7 +31,7 @@ class Params(StageParams):
     attack: AttackSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     models: list[str]
@@ -46,12 +47,9 @@ class Run(StageRun):
 def read_params(path):
     p = load_params(Params, path)
     r = p.robustness
-    return Run(p.device, p.threads, list(r.models), r.transfer, r.epsilon, r.pgd, r.seed, r.batch_size,
-               p.attack.step_size, p.attack.max_steps)
-
-
-def accuracy(model, images, labels, batch):
-    return (predict(model, images, batch) == labels).double().mean().item() if len(labels) else None
+    return Run(device=p.device, threads=p.threads, models=list(r.models), transfer=r.transfer, epsilon=r.epsilon,
+               pgd=r.pgd, seed=r.seed, batch_size=r.batch_size, step_size=p.attack.step_size,
+               max_steps=p.attack.max_steps)
 
 
 def main(argv=None):
@@ -63,7 +61,7 @@ def main(argv=None):
     device, _ = set_up(run.device, run.threads)
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in run.models}
     x, y, _, _ = evaluation_images(args.data, run.transfer.n_images, run.seed, device)
-    batch, source = working_batch(run.batch_size, device, CPU_BATCH), run.transfer.source
+    batch, source = working_batch(run.batch_size, device, ROBUSTNESS_CPU_BATCH), run.transfer.source
     rows = []
     for epsilon in run.epsilon:
         adversarial, _, _ = sign_gradient_attack(
@@ -71,7 +69,8 @@ def main(argv=None):
             epsilon=model_units(epsilon), bounds=PIXEL_RANGE, batch_size=batch, early_stop=False, random_start=True,
             seed=run.seed)
         rows.append({"source": source, "setting": "pgd", "epsilon": epsilon, "margin": None, "median_linf": None,
-                     "images": len(y)} | {name: accuracy(m, adversarial, y, batch) for name, m in models.items()})
+                     "images": len(y)} | {name: robust_accuracy(predict(m, adversarial, batch) != y)
+                                         for name, m in models.items()})
     for margin in run.transfer.margins:
         adversarial, fooled, _ = sign_gradient_attack(models[source], x, y, step_size=run.step_size,
                                                       max_steps=run.max_steps, bounds=PIXEL_RANGE,
@@ -80,7 +79,8 @@ def main(argv=None):
         rows.append({"source": source, "setting": "margin", "epsilon": None, "margin": margin,
                      "median_linf": linf[fooled].median().item() / UNIT_SPAN if fooled.any() else None,
                      "images": int(fooled.sum())}
-                    | {name: accuracy(m, adversarial[fooled], y[fooled], batch) for name, m in models.items()})
+                    | {name: robust_accuracy(predict(m, adversarial[fooled], batch) != y[fooled])
+                       for name, m in models.items()})
     with staged_outputs() as stage:
         write_csv(stage("plots/robustness/transfer.csv"), rows)
     print(f"robustness_transfer: {source}'s adversarial images shown to {len(models)} models, {len(rows)} settings "

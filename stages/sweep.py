@@ -23,7 +23,7 @@ class Params(StageParams):
     sweep: SweepSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys (the point itself comes
     from the command line, so a new grid value trains only the new points)."""
@@ -58,7 +58,8 @@ def parse_point(batch_size, lr):
 def read_params(path):
     p = load_params(Params, path)
     s = p.sweep
-    return Run(p.device, p.threads, p.model, s.epochs, s.momentum, s.eval_batch_size, s.seed)
+    return Run(device=p.device, threads=p.threads, spec=p.model, epochs=s.epochs, momentum=s.momentum,
+               eval_batch_size=s.eval_batch_size, seed=s.seed)
 
 
 def main(argv=None):

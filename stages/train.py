@@ -1,10 +1,11 @@
-"""Stage train@<name> (seed section 3): train the MNIST CNN with params `train` and the seed of
+"""Stage train@<name> (the homework's section 3): train the MNIST CNN with params `train` and the seed of
 `train.models.<name>`. model1 is attacked in Problem 4; model2, trained independently, receives the
 adversarial images.
 
 Writes the checkpoint (architecture and weights), metrics/train/<name>.json (headline numbers) and
 plots/train/<name>.csv (loss and accuracy per epoch).
 """
+import re
 from dataclasses import dataclass
 
 from stages.lib import cli
@@ -24,7 +25,7 @@ class Params(StageParams):
     train: TrainSection
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     spec: CnnSpec
@@ -36,7 +37,12 @@ def read_params(path, name):
     p = load_params(Params, path)
     if name not in p.train.models:
         raise StageError(f"{path}: 'train.models' has no model '{name}' (it has: {', '.join(p.train.models)})")
-    return Run(p.device, p.threads, p.model, p.train.sgd(), p.train.models[name].seed)
+    return Run(device=p.device, threads=p.threads, spec=p.model, sgd=p.train.sgd(), seed=p.train.models[name].seed)
+
+
+def label(name):
+    """What a reader calls the model: model1 -> "model 1"."""
+    return re.sub(r"(?<=[A-Za-z])(\d+)$", r" \1", name)
 
 
 def main(argv=None):
@@ -52,7 +58,7 @@ def main(argv=None):
                                         threads=threads)
     with staged_outputs() as stage:
         write_trained_model(stage, args.name, model, run.spec, args.model, history,
-                            {k: summary[k] for k in HEADLINE})
+                            {k: summary[k] for k in HEADLINE}, role="baseline", label=label(args.name))
 
 
 if __name__ == "__main__":

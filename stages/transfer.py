@@ -20,7 +20,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from stages.lib import cli, plotting
-from stages.lib.adversarial_sets import CPU_BATCH, KINDS, AttackSection, adversarial_set
+from stages.lib.adversarial_sets import SIGN_GRADIENT_CPU_BATCH, KINDS, AttackSection, adversarial_set
 from stages.lib.data import NUM_CLASSES, load_split, to_model_input
 from stages.lib.io import staged_outputs, write_csv, write_json
 from stages.lib.models import load_cnn, predict
@@ -51,7 +51,7 @@ class Params(StageParams):
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Run(StageRun):
     """What this stage reads of params.yaml; dvc.yaml lists exactly these keys."""
     batch_size: int | str
@@ -67,8 +67,9 @@ class Run(StageRun):
 def read_params(path):
     p = load_params(Params, path)
     a = p.attack
-    return Run(p.device, p.threads, a.batch_size, a.model, list(p.transfer.models), a.step_size, a.max_steps, a.epsilon,
-               a.n_images, a.seed)
+    return Run(device=p.device, threads=p.threads, batch_size=a.batch_size, source=a.model,
+               receivers=list(p.transfer.models), step_size=a.step_size, max_steps=a.max_steps, epsilon=a.epsilon,
+               n_images=a.n_images, seed=a.seed)
 
 
 def accuracy(predicted, labels):
@@ -90,7 +91,7 @@ def main(argv=None):
     run = read_params(args.params)
     device, _ = set_up(run.device, run.threads)
     source, receivers = run.source, run.receivers
-    batch = working_batch(run.batch_size, device, CPU_BATCH)
+    batch = working_batch(run.batch_size, device, SIGN_GRADIENT_CPU_BATCH)
     test_images, test_labels = load_split(args.data, "test")
     test_images, test_labels = to_model_input(test_images).to(device), test_labels.to(device)
     models = {name: load_cnn(Path(args.models) / f"{name}.pt", device) for name in [source, *receivers]}

@@ -1,16 +1,17 @@
-"""Beyond the seed: FGSM and PGD on the shared attack core, the two defences and the robustness stage."""
+"""Beyond the homework: FGSM and PGD on the shared attack core, the three defences and the robustness stage."""
 import json
 from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from stages.lib import defences
 from stages.lib.attacks import batch_pgd, fgsm, pgd, sign_gradient_attack, uniform_noise
-from stages.lib.autoattack import UnitRangeModel, autoattack
+from stages.lib.autoattack import autoattack
 from stages.lib.data import load_model_inputs, to_model_input
-from stages.lib.models import CnnSpec, seeded_cnn
+from stages.lib.models import CnnSpec, UnitRangeModel, seeded_cnn
 from stages.lib.training import Schedule, graph_safe_adam, train_epochs
 from tests.conftest import check_params_with, make_mnist_dir, params_with, run_main, synthetic_digits, write_params
 
@@ -213,8 +214,10 @@ def test_a_drop_within_max_drop_is_no_collapse(monkeypatch, model_and_batch):
 DEFENCE_CHANGES = {
     "model.channels": [4, 8], "model.hidden": 16, "train.epochs": 1, "attack.max_steps": 60, "attack.step_size": 0.05,
     "retrain.share": 0.2, "adversarial_training.epochs": 2, "adversarial_training.epsilon_ramp_epochs": 1,
-    "adversarial_training.guard.images": 50,
-    "robustness.models": {"model1": {"n_images": 40}, "retrain": {"n_images": 40}, "adversarial_training": {"n_images": 60}},
+    "adversarial_training.guard.images": 50, "trades.epochs": 2, "trades.epsilon_ramp_epochs": 1, "trades.steps": 3,
+    "trades.guard.images": 50,
+    "robustness.models": {"model1": {"n_images": 40}, "retrain": {"n_images": 40}, "adversarial_training": {"n_images": 60},
+                          "trades": {"n_images": 60}},
     "robustness.epsilon": [0.0, 0.05, 0.15, 0.3], "robustness.headline": [0.05, 0.3],
     "robustness.autoattack.epsilon": [0.15], "robustness.autoattack.steps": 5, "robustness.autoattack.queries": 40,
     "robustness.checks.epsilon": 0.15, "robustness.checks.steps": [2, 5],
@@ -225,13 +228,14 @@ DEFENCE_CHANGES = {
 
 @pytest.fixture(scope="module")
 def defended(tmp_path_factory):
-    """model1, the two defended models and the robustness stage's outputs, on a synthetic MNIST."""
+    """model1, the three defended models and the robustness stage's outputs, on a synthetic MNIST."""
     root = make_mnist_dir(tmp_path_factory.mktemp("defended"))
     write_params(root, params_with(**DEFENCE_CHANGES))
     run_main("train", "model1", "--data", "data/mnist", "--model", "models/model1.pt", cwd=root)
     run_main("retrain", "--data", "data/mnist", "--source", "models/model1.pt", "--model", "models/retrain.pt", cwd=root)
     run_main("adversarial_training", "--data", "data/mnist", "--model", "models/adversarial_training.pt", cwd=root)
-    for name in ("model1", "retrain", "adversarial_training"):
+    run_main("trades", "--data", "data/mnist", "--model", "models/trades.pt", cwd=root)
+    for name in ("model1", "retrain", "adversarial_training", "trades"):
         run_main("robustness", name, "--data", "data/mnist", "--model", f"models/{name}.pt",
                  "--source", "models/model1.pt", cwd=root)
     run_main("robustness_transfer", "--data", "data/mnist", "--models", "models", cwd=root)
@@ -246,6 +250,48 @@ def test_the_defences_write_their_models_and_metrics(defended):
     assert len(history) == 2 and history["guard_pgd_acc"].between(0, 1).all()
     assert trained["guard_pgd_acc"] == history["guard_pgd_acc"].iloc[-1]
     assert trained["kept_epoch"] is None  # no collapse: the last epoch's weights
+
+
+def test_each_trained_model_records_its_role_and_label(defended):
+    roles = {name: json.loads((defended / f"metrics/train/{name}.json").read_text())
+             for name in ("model1", "retrain", "adversarial_training", "trades")}
+    assert {name: (m["role"], m["label"]) for name, m in roles.items()} == {
+        "model1": ("baseline", "model 1"), "retrain": ("defence", "defence 1 (retrained)"),
+        "adversarial_training": ("defence", "defence 2 (adversarial training)"),
+        "trades": ("defence", "defence 3 (TRADES)")}
+    history = pd.read_csv(defended / "plots/train/trades.csv")
+    assert len(history) == 2 and history["guard_pgd_acc"].between(0, 1).all()
+    assert roles["trades"]["final_test_acc"] == history["test_acc"].iloc[-1]
+
+
+def test_the_trades_loss_is_the_clean_cross_entropy_plus_beta_times_the_divergence(model_and_batch):
+    # beta = 0 leaves the clean cross-entropy; the divergence term is beta times one non-negative value,
+    # measured at the image TPGD found, which stays in the ball and the pixel range
+    from stages.trades import trades_loss
+
+    model, images, labels = model_and_batch
+    clean_ce = F.cross_entropy(model(images), labels)
+    terms = []
+    for beta in (0.0, 1.0, 6.0):
+        torch.manual_seed(0)
+        loss = trades_loss(epsilon=0.1, step_size=0.025, steps=5, beta=beta, bounds=BOUNDS, ramp_steps=0)
+        value, attacked = loss(model, images, labels, 0)
+        terms.append(value.item())
+    assert terms[0] == pytest.approx(clean_ce.item(), rel=1e-5)
+    divergence = terms[1] - terms[0]
+    assert divergence > 0 and terms[2] - terms[0] == pytest.approx(6 * divergence, rel=1e-4)
+    assert attacked.shape == (len(labels), 10)
+
+
+def test_the_trades_ramp_starts_the_divergence_at_zero(model_and_batch):
+    # at the first of many ramp steps the budget is tiny: the adversarial image is almost the clean one
+    from stages.trades import trades_loss
+
+    model, images, labels = model_and_batch
+    torch.manual_seed(0)
+    loss = trades_loss(epsilon=0.3, step_size=0.075, steps=3, beta=6.0, bounds=BOUNDS, ramp_steps=10_000)
+    value, _ = loss(model, images, labels, 0)
+    assert value.item() == pytest.approx(F.cross_entropy(model(images), labels).item(), abs=1e-3)
 
 
 def test_robust_accuracy_never_rises_with_epsilon_and_starts_at_the_clean_accuracy(defended):
@@ -326,7 +372,11 @@ def test_a_change_to_one_models_evaluation_leaves_the_others_alone(defended):
     ({"adversarial_training.epsilon": 1.2}, "'adversarial_training.epsilon' must be less than or equal to 1"),
     ({"robustness.headline": [0.6, 0.6]}, "'robustness.headline' must not repeat a value"),
     ({"adversarial_training.epsilon_ramp_epochs": 11}, "'adversarial_training.epsilon_ramp_epochs' must be at most "
-                                                      "'adversarial_training.epochs' (10), got 11"),
+                                                      "the section's 'epochs' (10), got 11"),
+    ({"trades.epsilon_ramp_epochs": 11}, "'trades.epsilon_ramp_epochs' must be at most the section's 'epochs' (10)"),
+    ({"trades.beta": 0}, "'trades.beta' must be greater than 0"),
+    ({"trades.steps": 0}, "'trades.steps' must be greater than or equal to 1"),
+    ({"trades.guard.images": 0}, "'trades.guard.images' must be greater than or equal to 1"),
     ({"adversarial_training.method": "trades"}, "'adversarial_training.method' must be 'fgsm' or 'pgd'"),
     ({"adversarial_training.adversarial_share": 1.5}, "'adversarial_training.adversarial_share' must be less than"),
     ({"retrain.share": 0}, "'retrain.share' must be greater than 0"),

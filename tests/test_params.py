@@ -5,7 +5,7 @@ import pytest
 from dvc.utils.hydra import apply_overrides
 
 from stages import train
-from stages.check_params import STAGES, check, load_all
+from stages.check_params import check, load_all, stage_modules
 from stages.lib.errors import StageError
 from stages.lib.params import Section, load_params
 from tests.conftest import (
@@ -36,7 +36,7 @@ def numeric_leaves(model, prefix=""):
             yield key
 
 
-FLOAT_KEYS = sorted({key for stage in STAGES for key in numeric_leaves(stage.Params)})
+FLOAT_KEYS = sorted({key for stage in stage_modules() for key in numeric_leaves(stage.Params)})
 SPELLINGS = ["1e-5", "1e-05", "1.0e9", ".5"]
 
 
@@ -72,7 +72,7 @@ def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key
 @pytest.mark.parametrize("changes, needle", [
     ({"train.lerning_rate": 0.1}, "unknown key 'train.lerning_rate' (did you mean 'train.lr'?); train allows: "
                                   "epochs, batch_size, eval_batch_size, lr, momentum, models"),
-    ({"trian": {"epochs": 1}}, "unknown key 'trian' (did you mean 'train'?); the top level allows: data,"),
+    ({"trian": {"epochs": 1}}, "unknown key 'trian' (did you mean 'train'?); the top level allows: adversarial_training, attack, data,"),
     ({"attack.step_sise": 0.1}, "unknown key 'attack.step_sise' (did you mean 'attack.step_size'?)"),
     ({"robustness.pgd.restart": 5}, "unknown key 'robustness.pgd.restart' (did you mean 'robustness.pgd.restarts'?)"),
     ({"train.models.model1.sed": 3}, "unknown key 'train.models.model1.sed' (did you mean "
@@ -119,7 +119,7 @@ def test_every_float_param_takes_what_dvc_exp_run_set_param_writes(tmp_path, key
     ({"attack.gallery.targeted": [-1]}, "'attack.gallery.targeted[0]' must be greater than or equal to 0"),
     ({"data.download_timeout": float("inf")}, "'data.download_timeout' must be a finite number"),
     ({"data.seed": "zero"}, "'data.seed' must be a valid integer"),
-    ({"device": "tpu"}, "'device' must be 'auto', 'cpu' or 'cuda'"),
+    ({"device": "tpu"}, "'device' must be 'auto', 'cpu', 'cuda' or 'cuda:K'"),
     ({"threads": 0}, "'threads' must be 'auto' or an integer from 1 to 1024, got 0"),
     ({"threads": "many"}, "'threads' must be 'auto' or an integer from 1 to 1024, got 'many'"),
 ])

@@ -78,7 +78,7 @@ def test_train_stage_writes_a_self_describing_model_metrics_and_curves(mnist_dir
     metrics = json.loads((mnist_dir / "metrics/train/model2.json").read_text())
     curves = pd.read_csv(mnist_dir / "plots/train/model2.csv")
     assert list(curves.columns) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
-    assert metrics == {"final_test_acc": curves["test_acc"].iloc[-1]}
+    assert metrics == {"final_test_acc": curves["test_acc"].iloc[-1], "role": "baseline", "label": "model 2"}
     # the checkpoint alone rebuilds the model: architecture from the file, not from params
     model = load_cnn(mnist_dir / "models/model2.pt", torch.device("cpu"))
     assert model[0].out_channels == 4 and model[-1].in_features == 16

@@ -82,3 +82,45 @@ def experiment_revs(node):
     elif isinstance(node, list):
         for value in node:
             yield from experiment_revs(value)
+
+
+# One GPU per worker: each stage process on a machine with several GPUs holds one no other holds. The
+# mechanism on the CPU: stage processes that see two (pretended) GPUs resolve `device: auto`.
+PRETEND_GPUS = """
+import sys, time
+from pathlib import Path
+import torch
+from stages.lib import runtime
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 2
+torch.cuda.set_device = lambda index: None
+runtime.GPU_LOCKS = Path(sys.argv[1])
+device = runtime.resolve_device(sys.argv[2])
+print(device, flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def resolve_in_process(locks, name, hold_s):
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", PRETEND_GPUS, str(locks), name, str(hold_s)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_workers_on_two_gpus_each_take_their_own_and_a_third_waits_for_one(tmp_path):
+    first, second = resolve_in_process(tmp_path, "auto", 3), resolve_in_process(tmp_path, "auto", 3)
+    seen = {first.stdout.readline().strip(), second.stdout.readline().strip()}
+    assert seen == {"cuda:0", "cuda:1"}
+    third = resolve_in_process(tmp_path, "auto", 0)
+    out, _ = third.communicate(timeout=60)
+    assert "waiting for GPU" in out and out.splitlines()[-1] in {"cuda:0", "cuda:1"}
+    assert first.wait(timeout=60) == 0 and second.wait(timeout=60) == 0 and third.returncode == 0
+
+
+def test_a_named_gpu_is_taken_as_named_and_one_the_machine_lacks_is_one_line(tmp_path):
+    named = resolve_in_process(tmp_path, "cuda:1", 0)
+    assert named.communicate(timeout=60)[0].strip() == "cuda:1"
+    missing = resolve_in_process(tmp_path, "cuda:2", 0)
+    _, err = missing.communicate(timeout=60)
+    assert missing.returncode != 0 and "'device' is 'cuda:2' but this machine has 2 GPU(s), cuda:0 to cuda:1" in err

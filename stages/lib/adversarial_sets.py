@@ -13,7 +13,7 @@ from stages.lib.params import Count, Name, Positive, Section, Seed
 from stages.lib.runtime import WorkingBatch
 
 KINDS = ("untargeted", "targeted")
-CPU_BATCH = 128  # attack.batch_size auto on the CPU (benchmarks/attack_throughput.py)
+SIGN_GRADIENT_CPU_BATCH = 128  # attack.batch_size auto on the CPU (benchmarks/attack_throughput.py)
 
 
 class Gallery(Section):
@@ -27,7 +27,7 @@ class AttackSection(Section):
     step_size: Positive
     max_steps: Annotated[int, Field(ge=1, le=100_000)]
     epsilon: Annotated[float, Field(gt=0, le=2)] | None
-    batch_size: WorkingBatch  # auto: CPU_BATCH on the CPU, a GPU's own size there
+    batch_size: WorkingBatch  # auto: SIGN_GRADIENT_CPU_BATCH on the CPU, a GPU's own size there
     n_images: Count | None
     seed: Seed
     grid_size: Annotated[int, Field(ge=1, le=1024)]

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stages.lib.data import NUM_CLASSES
+from stages.lib.models import frozen
 
 NOISE_SEED_STRIDE = 1_000_003  # attempt j's random start is drawn from seed * stride + j
 MASK_32 = 0xFFFFFFFF
@@ -130,10 +131,8 @@ def sign_gradient_attack(model, images, labels, *, targets=None, step_size, max_
         return Attempts(image, attempt, x, lower, upper, labels[image], goals[image], torch.zeros_like(image))
 
     batch = start(batch_size)
-    progress = tqdm(total=n, desc=desc, unit="image", disable=None if desc else True, mininterval=1)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
+    with tqdm(total=n, desc=desc, unit="image", disable=None if desc else True, mininterval=1) as progress, \
+            frozen(model):
         while len(batch):
             x = batch.x.detach().requires_grad_(True)
             logits = model(x)
@@ -171,10 +170,6 @@ def sign_gradient_attack(model, images, labels, *, targets=None, step_size, max_
                     keep = torch.ones(len(batch), dtype=torch.bool, device=device)
                     keep[done[len(fresh):]] = False
                     batch = batch.rows(keep)
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
-        progress.close()
     return adversarial, success, steps
 
 
@@ -187,16 +182,11 @@ def batch_pgd(model, images, labels, *, epsilon, step_size, steps, bounds, noise
     lower = torch.clamp(images - epsilon, min=bounds[0])
     upper = torch.clamp(images + epsilon, max=bounds[1])
     x = torch.minimum(torch.maximum(images + (2 * noise - 1) * epsilon, lower), upper)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
+    with frozen(model):
         for _ in range(steps):
             x = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(F.cross_entropy(model(x), labels, reduction="sum"), x)
             x = torch.minimum(torch.maximum(x.detach() + step_size * grad.sign(), lower), upper)
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
     return x.detach()
 
 

@@ -5,10 +5,9 @@ cascade is torchattacks' MultiAttack's, written out so that it records which att
 torchattacks works on images in [0, 1]; the models here see PIXEL_RANGE, so the model is wrapped and
 the budget rescaled."""
 import torch
-from torch import nn
 
 from stages.lib.data import NUM_CLASSES
-from stages.lib.models import predict
+from stages.lib.models import UnitRangeModel, frozen, predict
 
 # the reference's standard version: 100 iterations for APGD and FAB, 9 target classes, 5,000 queries
 REFERENCE = {"steps": 100, "queries": 5000}
@@ -39,23 +38,6 @@ def is_reference(steps, queries):
     return steps == REFERENCE["steps"] and queries == REFERENCE["queries"]
 
 
-class UnitRangeModel(nn.Module):
-    """A model of images in `bounds`, as a model of images in [0, 1]."""
-
-    def __init__(self, model, bounds):
-        super().__init__()
-        self.model, self.low, self.span = model, bounds[0], bounds[1] - bounds[0]
-
-    def forward(self, x):
-        return self.model(self.from_unit(x))
-
-    def to_unit(self, x):
-        return (x - self.low) / self.span
-
-    def from_unit(self, x):
-        return x * self.span + self.low
-
-
 def _attacks(unit, eps, steps, queries, seed):
     import torchattacks  # here, not at the top: it imports scipy, ~0.5 s of every start-up of check_params
 
@@ -83,9 +65,7 @@ def autoattack(model, images, labels, epsilon, *, bounds, batch_size, seed, step
     adversarial = images.clone()
     fooled = {name: torch.zeros(len(labels), dtype=torch.bool, device=labels.device) for name in attacks}
     alive = torch.arange(len(labels), device=labels.device)
-    requires_grad = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
+    with frozen(model):
         for name, attack in attacks.items():
             if not len(alive):
                 break
@@ -95,7 +75,4 @@ def autoattack(model, images, labels, epsilon, *, bounds, batch_size, seed, step
             adversarial[alive[hit]] = found[hit]
             fooled[name][alive[hit]] = True
             alive = alive[~hit]
-    finally:
-        for p, flag in zip(model.parameters(), requires_grad):
-            p.requires_grad_(flag)
     return adversarial, fooled

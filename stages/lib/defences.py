@@ -1,15 +1,60 @@
-"""The seed's two defences, built on the attack core.
+"""The defences, built on the attack core.
 
-Defence 1 (retrain): adversarial copies of training images, made by the seed's attack on the attacked
-model, added to the training set with their true labels.
-Defence 2 (adversarial training): a per-batch loss with an adversarial term, its examples made on the
-fly for each batch, and a guard against catastrophic overfitting.
+Defence 1 (retrain): adversarial copies of training images, made by the homework's attack on the
+attacked model, added to the training set with their true labels.
+Defences trained against an attack on the fly (adversarial training, TRADES): the params they share
+(DefenceSection), the training run they share (train_defence: a held-out guard against catastrophic
+overfitting, Adam on a linear one-cycle schedule, the budget ramped up from 0) around each one's own
+per-batch loss, such as adversarial_loss.
 """
+import math
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 
 from stages.lib.attacks import batch_pgd, pgd, random_targets, sign_gradient_attack, uniform_noise
-from stages.lib.models import predict
+from stages.lib.data import PIXEL_RANGE
+from stages.lib.errors import StageError, warn
+from stages.lib.models import CnnSpec, predict, seeded_cnn
+from stages.lib.params import Count, Section, Seed
+from stages.lib.training import HEADLINE, Epochs, LearningRate, Schedule, Stopwatch, graph_safe_adam, train_epochs
+from stages.lib.units import model_units
+
+Budget = Annotated[float, Field(gt=0, le=1)]  # an epsilon or a step size, in the [0, 1] units of stages.lib.units
+
+
+class Guard(Section):
+    images: Count         # held out of the training set, attacked after every epoch
+    pgd_steps: Count
+    max_drop: Annotated[float, Field(gt=0, le=1)]  # PGD accuracy below best - max_drop: collapsed
+
+
+class DefenceSection(Section):
+    """What every defence trained against an attack on the fly reads of its params section; a defence's
+    own section adds its attack's and its loss's keys."""
+    model: CnnSpec | None  # the defended CNN's own architecture; null: the shared `model` section
+    epsilon: Budget
+    step_size: Budget
+    epochs: Epochs
+    epsilon_ramp_epochs: Annotated[int, Field(ge=0)]  # epsilon rises linearly from 0 over these epochs
+    batch_size: Count
+    lr: LearningRate
+    eval_batch_size: Count
+    seed: Seed
+    guard: Guard
+
+    @field_validator("epsilon_ramp_epochs")
+    @classmethod
+    def _within_the_epochs(cls, value, info):
+        epochs = info.data.get("epochs", value)
+        if value > epochs:
+            raise ValueError(f"must be at most the section's 'epochs' ({epochs}), got {value}")
+        return value
+
+    def schedule(self):
+        return Schedule(epochs=self.epochs, batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
 
 
 def adversarial_copies(model, images, labels, *, share, kind, seed, step_size, max_steps, epsilon, bounds,
@@ -49,6 +94,51 @@ def adversarial_loss(*, epsilon, step_size, steps, share, bounds, ramp_steps=0, 
             value = share * value + (1 - share) * F.cross_entropy(model(x), y)
         return value, logits
     return loss
+
+
+def hold_out(images, labels, count, seed):
+    """(kept training set, held-out set): `count` images drawn by a permutation seeded with seed."""
+    if count >= len(labels):
+        raise StageError(f"params.yaml: the guard's 'images' ({count}) must be fewer than the {len(labels)} "
+                         "training images")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)).to(labels.device)
+    held, kept = order[:count], order[count:]
+    return (images[kept], labels[kept]), (images[held], labels[held])
+
+
+def train_defence(name, section, spec, batch_loss, train, test, *, device, threads, static_steps=None):
+    """A CNN of architecture spec trained as `section` says with the per-batch loss batch_loss(ramp_steps)
+    builds (ramp_steps: the training steps over which its budget rises from 0), guarded against
+    catastrophic overfitting: after every epoch PGD attacks the held-out guard images, and when their
+    accuracy falls more than guard.max_drop below its best, training stops with the best epoch's weights.
+    Returns (model, history rows with the guard's accuracy, the headline metrics)."""
+    train, held_out = hold_out(*train, section.guard.images, section.seed)
+    guard = CollapseGuard(*held_out, epsilon=model_units(section.epsilon), steps=section.guard.pgd_steps,
+                          max_drop=section.guard.max_drop, bounds=PIXEL_RANGE, batch_size=section.eval_batch_size)
+    schedule = section.schedule()
+    stopwatch = Stopwatch(name, device, threads)
+    model = seeded_cnn(spec, section.seed, device)
+    optimizer = graph_safe_adam(model.parameters(), section.lr, device)
+    steps_per_epoch = math.ceil(len(train[1]) / schedule.batch_size)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(  # lr rises linearly from lr / 25 to lr and falls back
+        optimizer, max_lr=section.lr, total_steps=schedule.epochs * steps_per_epoch, pct_start=0.5,
+        anneal_strategy="linear", cycle_momentum=False)
+    history = []
+    for row in train_epochs(model, train, test, schedule, optimizer, seed=section.seed,
+                            batch_loss=batch_loss(section.epsilon_ramp_epochs * steps_per_epoch),
+                            lr_schedule=one_cycle, desc=name, static_steps=static_steps):
+        history.append(row | {"guard_pgd_acc": guard.check(model, row["epoch"])})
+        if guard.collapsed_at:
+            break
+    summary = stopwatch.report(history, len(train[1]))
+    outcome = guard.summary()
+    if outcome["collapsed_at_epoch"]:
+        warn(f"{name}: PGD accuracy collapsed at epoch {outcome['collapsed_at_epoch']}; "
+             f"kept the weights of epoch {outcome['kept_epoch']}")
+    kept = history[outcome["kept_epoch"] - 1] if outcome["collapsed_at_epoch"] else history[-1]
+    headline = ({k: summary[k] for k in HEADLINE} | {"final_test_acc": kept["test_acc"]}
+                | {"guard_pgd_acc": kept["guard_pgd_acc"], "kept_epoch": outcome["kept_epoch"]})
+    return model, history, headline
 
 
 class CollapseGuard:

@@ -1,5 +1,7 @@
 """The MNIST CNN of Problems 3 and 4: its architecture (the `model` section of params.yaml), its
-self-describing checkpoints, predict and evaluate."""
+self-describing checkpoints, predict and evaluate, and the two ways attacks hold a model (frozen, and as a
+model of [0, 1] images)."""
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ from torch import nn
 
 from stages.lib.data import NUM_CLASSES
 from stages.lib.errors import StageError
-from stages.lib.io import mark_input, save_tensors
+from stages.lib.io import mark_input, save_tensors, tensors_sha256
 from stages.lib.params import Section
 
 MAX_CHANNELS = 512  # per conv block (activations of a 1,000-image batch stay < 2 GB)
@@ -56,13 +58,15 @@ def to_device(model, device):
 
 
 def save_cnn(model, spec, path):
-    """A checkpoint that describes itself: the architecture beside the weights."""
-    save_tensors({"spec": spec.model_dump(), "state_dict": model.state_dict()}, path)
+    """A checkpoint that describes itself: the architecture beside the weights, and their sha256."""
+    weights = model.state_dict()
+    save_tensors({"spec": spec.model_dump(), "state_dict": weights, "sha256": tensors_sha256(weights)}, path)
 
 
 def load_cnn(path, device):
-    """The CNN saved by save_cnn at path, in eval mode; a foreign or corrupt file, or one whose weights are
-    not all finite, is a StageError."""
+    """The CNN saved by save_cnn at path, in eval mode; a foreign or corrupt file, one whose weights are not
+    the sha256 it records (checkpoints written before it was recorded have none) or not all finite, is a
+    StageError."""
     path = Path(path)
     mark_input(path)
     if not path.is_file():
@@ -78,6 +82,10 @@ def load_cnn(path, device):
     except Exception:  # a dict of other keys, other shapes, or not a dict at all
         raise StageError(f"{path}: not a checkpoint of this project's CNN (expected 'spec' and 'state_dict' "
                          "that match); rerun the stage that trains it") from None
+    recorded = checkpoint.get("sha256")
+    if recorded is not None and recorded != tensors_sha256(checkpoint["state_dict"]):
+        raise StageError(f"{path}: weights differ from the sha256 the checkpoint records (the file changed after it "
+                         "was written); retrain it (`dvc repro -f` of the stage that writes it)")
     for name, tensor in model.state_dict().items():
         if not torch.isfinite(tensor).all():
             raise StageError(f"{path}: parameter '{name}' holds NaN or infinite values (training diverged?); "
@@ -110,3 +118,33 @@ def seeded_cnn(spec, seed, device):
     """A fresh CNN of architecture spec, its initial weights drawn under `seed` (torch's global seed)."""
     torch.manual_seed(seed)
     return to_device(mnist_cnn(spec), device)
+
+
+@contextmanager
+def frozen(model):
+    """The model in eval mode with its parameters' requires_grad off inside the block (an attack's
+    gradients reach the images only), each parameter's own flag put back after."""
+    requires_grad = [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), requires_grad):
+            p.requires_grad_(flag)
+
+
+class UnitRangeModel(nn.Module):
+    """A model of images in `bounds`, as a model of images in [0, 1]: what torchattacks expects."""
+
+    def __init__(self, model, bounds):
+        super().__init__()
+        self.model, self.low, self.span = model, bounds[0], bounds[1] - bounds[0]
+
+    def forward(self, x):
+        return self.model(self.from_unit(x))
+
+    def to_unit(self, x):
+        return (x - self.low) / self.span
+
+    def from_unit(self, x):
+        return x * self.span + self.low

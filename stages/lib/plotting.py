@@ -28,12 +28,6 @@ def _surface(ax, W, B, Z, title):
     ax.set_title(title)
 
 
-def surface_figure(W, B, Z, title, path):
-    fig = plt.figure(figsize=(6, 5))
-    _surface(fig.add_subplot(projection="3d"), W, B, Z, title)
-    _save(fig, path)
-
-
 def surfaces_side_by_side(W, B, surfaces, names, titles, path):
     fig = plt.figure(figsize=(5 * len(names), 5))
     for i, name in enumerate(names):

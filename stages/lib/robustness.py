@@ -4,14 +4,21 @@ evaluate on."""
 from typing import Annotated
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from stages.lib.data import load_split, to_model_input
 from stages.lib.params import Count, Name, Section, Seed, unique
 from stages.lib.runtime import WorkingBatch
 
-CPU_BATCH = 256  # robustness.batch_size auto on the CPU
+ROBUSTNESS_CPU_BATCH = 256  # robustness.batch_size auto on the CPU
 Budget = Annotated[float, Field(ge=0, le=1)]  # L-inf, in [0, 1] units: 1 spans the whole range
+
+
+def increasing(values):
+    """values, each larger than the one before; else a ValueError."""
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"must increase, got {values!r}")
+    return values
 
 
 class Pgd(Section):
@@ -29,14 +36,7 @@ class AutoAttack(Section):
 class Checks(Section):
     """Carlini et al. 2019's checks against gradient masking that need attacks of their own."""
     epsilon: Budget  # PGD with each count of steps at this budget
-    steps: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=2)]
-
-    @field_validator("steps")
-    @classmethod
-    def _increasing(cls, value):
-        if any(b <= a for a, b in zip(value, value[1:])):
-            raise ValueError(f"must increase, got {value!r}")
-        return value
+    steps: Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=2), AfterValidator(increasing)]
 
 
 class Evaluated(Section):
@@ -56,13 +56,13 @@ class Transfer(Section):
 
 class RobustnessSection(Section):
     models: Annotated[dict[Name, Evaluated], Field(min_length=1)]
-    epsilon: Annotated[list[Budget], Field(min_length=1)]
+    epsilon: Annotated[list[Budget], Field(min_length=1), AfterValidator(increasing)]
     headline: Annotated[list[Budget], Field(min_length=1)]  # metrics: the worst case at these budgets
     autoattack: AutoAttack
     checks: Checks
     pgd: Pgd
     seed: Seed
-    batch_size: WorkingBatch  # auto: CPU_BATCH on the CPU, a GPU's own size there
+    batch_size: WorkingBatch  # auto: ROBUSTNESS_CPU_BATCH on the CPU, a GPU's own size there
     transfer: Transfer
 
     @field_validator("headline")
@@ -80,13 +80,6 @@ class RobustnessSection(Section):
     @classmethod
     def _checks_on_the_grid(cls, value, info):
         on_the_grid([value.epsilon], info.data.get("epsilon", [value.epsilon]))
-        return value
-
-    @field_validator("epsilon")
-    @classmethod
-    def _increasing(cls, value):
-        if any(b <= a for a, b in zip(value, value[1:])):
-            raise ValueError(f"must increase, got {value!r}")
         return value
 
     @field_validator("transfer")
@@ -116,3 +109,7 @@ def evaluation_images(data_dir, n_images, seed, device):
     chosen = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n_images]
     return to_model_input(images[chosen]).to(device), labels[chosen].to(device), chosen, len(labels)
 
+
+def robust_accuracy(fooled):
+    """The share of images not fooled, from per-image fooled flags (None for no images)."""
+    return (~fooled).double().mean().item() if len(fooled) else None

@@ -29,12 +29,6 @@ def interval(accuracy, images):
     return {"accuracy": accuracy, "images": images, "correct": correct, "low": low, "high": high}
 
 
-def compare(low, high, other):
-    """Where `other` (an anchor, another model's figure) lies against the interval [low, high]: 'above',
-    'below' or 'inside' — whether the difference lies outside the interval."""
-    return "above" if other > high else "below" if other < low else "inside"
-
-
 # --- comparing two accuracies ----------------------------------------------------------------------
 # Two models (or attacks) on the same images: a paired comparison, McNemar's exact test on the images
 # one gets right and the other wrong, with the difference's 95 % interval by Newcombe's method 10 for

@@ -293,9 +293,15 @@ def train_cnn(spec, sgd, seed, train, test, *, name, device, threads):
     return model, history, stopwatch.report(history, len(train[1]))
 
 
-def write_trained_model(stage, name, model, spec, model_path, history, headline):
-    """A trained CNN's outputs, staged: the checkpoint, metrics/train/<name>.json (headline) and
-    plots/train/<name>.csv (one row per epoch)."""
+ROLES = ("baseline", "defence")  # a model of the homework's Problems 3 and 4, or a defence against its attacks
+
+
+def write_trained_model(stage, name, model, spec, model_path, history, headline, *, role, label):
+    """A trained CNN's outputs, staged: the checkpoint, metrics/train/<name>.json (headline, with the
+    model's role and the label a reader sees, which the report goes by) and plots/train/<name>.csv (one
+    row per epoch)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     save_cnn(model, spec, stage(model_path))
-    write_json(stage(f"metrics/train/{name}.json"), headline)
+    write_json(stage(f"metrics/train/{name}.json"), headline | {"role": role, "label": label})
     write_csv(stage(f"plots/train/{name}.csv"), history)

@@ -1,4 +1,5 @@
-"""Stage fetch_mnist: MNIST from params `data.source` into <out>/{train,test}.pt.
+"""Stage fetch_mnist: MNIST from params `data.source` into <out>/{train,test}.pt, their sha256 in
+<out>/SHA256SUMS (every stage that loads them verifies it).
 
 Also writes metrics/data.json (the source actually used, whether its files are the official MNIST,
 the split sizes) and plots/data/class_counts.csv (images per digit in each split).

@@ -203,3 +203,70 @@ def test_import_refuses_files_that_are_not_the_official_ones(tmp_path, monkeypat
     with pytest.raises(StageError, match=f"{name}: not the official {name} .*; nothing was imported"):
         fetch_mnist.main(["--import", str(tmp_path / "have")])
     assert not (tmp_path / "cache").exists()
+
+
+def flip(path, count=64):
+    """Invert `count` bytes in the middle of the file at path (what a bad disk or a bad copy does)."""
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + count] = bytes(b ^ 0xFF for b in raw[middle:middle + count])
+    path.write_bytes(raw)
+
+
+def test_the_prepared_data_records_its_sha256_and_loading_verifies_it_once(tmp_path, monkeypatch):
+    from stages.lib import io
+
+    write_idx_dir(tmp_path / "idx")
+    fetch(tmp_path, monkeypatch, **{"data.source": str(tmp_path / "idx")})
+    folder = tmp_path / "data/mnist"
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "test.pt", "train.pt"]
+    assert (folder / "SHA256SUMS").read_text() == "".join(  # the format of sha256sum: `sha256sum -c` checks it
+        f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}\n" for name in ("test.pt", "train.pt"))
+    hashed, sha256_of = [], io.sha256_of
+    monkeypatch.setattr(io, "sha256_of", lambda path: hashed.append(path) or sha256_of(path))
+    for _ in range(3):
+        load_split(folder, "test")
+    assert hashed == [folder / "test.pt"]
+
+
+def test_prepared_data_that_changed_is_refused_by_the_stages_with_how_to_rebuild_it(tmp_path, monkeypatch):
+    """Before: 64 bytes flipped in train.pt (DVC does not verify its cache) trained another model, silently."""
+    write_idx_dir(tmp_path / "idx")
+    fetch(tmp_path, monkeypatch, **{"data.source": str(tmp_path / "idx"), "model.channels": [4, 8],
+                                    "model.hidden": 16, "train.epochs": 1})
+    flip(tmp_path / "data/mnist/train.pt")
+    result = run_stage("train", "model1", "--data", "data/mnist", "--model", "models/model1.pt", cwd=tmp_path)
+    assert_clean_failure(result, "data/mnist/train.pt: content differs from the sha256 that data/mnist/SHA256SUMS "
+                                 "records", "rebuild the prepared data: dvc repro -f fetch_mnist")
+    assert result.returncode == 2 and not (tmp_path / "models").exists()
+    (tmp_path / "data/mnist/SHA256SUMS").unlink()
+    with pytest.raises(StageError, match=r"test\.pt: no checksum in \S+SHA256SUMS, so its content cannot be verified"):
+        load_split(tmp_path / "data/mnist", "test")
+
+
+def test_a_checkpoint_records_the_sha256_of_its_weights_and_loading_verifies_it(tmp_path):
+    import zipfile
+
+    from stages.lib.models import CnnSpec, load_cnn, mnist_cnn, save_cnn
+
+    spec = CnnSpec(channels=[4, 8], kernel_size=5, hidden=16)
+    save_cnn(mnist_cnn(spec), spec, tmp_path / "model.pt")
+    load_cnn(tmp_path / "model.pt", torch.device("cpu"))
+    largest = max(zipfile.ZipFile(tmp_path / "model.pt").infolist(), key=lambda entry: entry.file_size)
+    raw = bytearray((tmp_path / "model.pt").read_bytes())
+    start = largest.header_offset + largest.file_size // 2  # inside the weights' bytes (torch reads no CRC)
+    raw[start:start + 64] = bytes(b ^ 0xFF for b in raw[start:start + 64])
+    (tmp_path / "model.pt").write_bytes(raw)
+    with pytest.raises(StageError, match=r"model\.pt: weights differ from the sha256 the checkpoint records"):
+        load_cnn(tmp_path / "model.pt", torch.device("cpu"))
+
+
+def test_a_source_that_is_no_folder_is_refused_naming_only_the_valid_sources(tmp_path, monkeypatch):
+    """mnist | sample | a folder of IDX files, as params.yaml says: there is no 'auto'."""
+    from stages.lib import mnist
+
+    with pytest.raises(StageError) as raised:
+        fetch(tmp_path, monkeypatch, **{"data.source": "auto"})
+    assert str(raised.value) == ("params.yaml: 'data.source' is 'auto', which is neither mnist, sample nor an existing "
+                                 "folder of IDX files")
+    assert "auto" not in mnist.__doc__ + mnist.import_mnist.__doc__ + mnist.load_mnist.__doc__

@@ -186,3 +186,28 @@ def test_a_bad_value_on_the_command_line_exits_2_before_any_work(tmp_path):
     result = run_stage("sweep", "--data", "data/mnist", "--batch-size", "32", "--lr", "fast", cwd=tmp_path)
     assert result.returncode == 2
     assert_clean_failure(result, "params.yaml: 'sweep.lr[1]' must be a valid number, got 'fast'")
+
+
+def test_a_refused_value_is_described_in_bounded_time_and_memory(tmp_path):
+    """A billion laughs (an alias bomb: 10^9 items in a few lines) where a seed belongs is one line, fast,
+    within 1 GB of address space; before, repr() of it grew until a memory limit stopped it."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    levels = ["&l0 [" + ", ".join(["1"] * 10) + "]"] + [
+        f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    (tmp_path / "params.yaml").write_text(f"xor:\n  seed: [{', '.join(levels)}]\n")
+    code = ("import sys\nfrom stages.lib.params import Section, Seed, StageParams, load_params\n"
+            "class Xor(Section):\n    seed: Seed\nclass Params(StageParams):\n    xor: Xor\n"
+            "try:\n    load_params(Params, sys.argv[1])\nexcept Exception as error:\n    print(error)\n")
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code, "params.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PYTHONPATH": str(ROOT)}, timeout=120,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2 ** 30, 2 ** 30)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = "params.yaml: 'xor.seed' must be a valid integer, got "
+    assert result.stdout.startswith(got + "[[1, 1, 1,") and result.stdout.endswith("...\n")
+    assert len(result.stdout) == len(got) + 80 + 1  # the value shown in 80 characters, as any other
+    assert time.monotonic() - start < 10

@@ -3,6 +3,7 @@ output, a file), or one of the stage's own inputs; a checkpoint with NaN weights
 number became text; params nested past any schema; SIGTERM. Each is one line, a non-zero status, and
 every file left as it was."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from stages.lib.errors import StageError
-from stages.lib.io import NUMBER, read_csv, read_json, staged_outputs
+from stages.lib.io import NUMBER, output_kind, read_csv, read_json, staged_outputs
 from tests.conftest import (ROOT, assert_clean_failure, files_under, params_with, run_main,
                             run_stage, write_idx_dir, write_params)
 
@@ -69,12 +70,126 @@ def test_a_folder_output_never_replaces_a_file(tmp_path):
     assert (tmp_path / "mnist").read_text() == "a file the user keeps"
 
 
+# --- an output replaces only an output of the same kind ------------------------------------------
+
+def _checkpoint(path):
+    from stages.lib.models import CnnSpec, mnist_cnn, save_cnn
+
+    spec = CnnSpec(channels=[2], kernel_size=3, hidden=4)
+    save_cnn(mnist_cnn(spec), spec, path)
+
+
+def _checkpoints(path):
+    path.mkdir()
+    for name in ("m1.pt", "m2.pt"):
+        _checkpoint(path / name)
+
+
+def _prepared_data(path):
+    from stages.lib.data import save_split, split_path
+    from tests.conftest import synthetic_digits
+
+    path.mkdir()
+    for split in ("train", "test"):
+        save_split(split_path(path, split), *synthetic_digits(10))
+
+
+def _figures(path):
+    path.mkdir()
+    for name in ("a.png", "b.gif"):
+        (path / name).write_bytes(b"GIF89a")
+
+
+def _documents(path):
+    path.mkdir()
+    for name in ("a.md", "b.png"):
+        (path / name).write_text("a page")
+
+
+def _text(path):
+    path.write_text("a text")
+
+
+@pytest.mark.parametrize("output, there, written, kind", [
+    ("models/m1.pt", _checkpoint, _checkpoint, "a checkpoint"),
+    ("models/m1.ckpt", _checkpoint, _checkpoint, "a checkpoint"),
+    ("data/mnist", _prepared_data, _prepared_data, "a checksummed folder"),
+    ("plots/figures", _figures, _figures, "a folder of figures"),
+    ("plots/figures", Path.mkdir, _figures, "a folder of figures"),  # over an empty folder
+    ("plots/t.csv", _text, _text, "a .csv file"),
+])
+def test_an_output_replaces_an_output_of_the_same_kind(tmp_path, output, there, written, kind):
+    (tmp_path / output).parent.mkdir(parents=True, exist_ok=True)
+    there(tmp_path / output)
+    with staged_outputs() as stage:
+        written(stage(tmp_path / output))
+    assert output_kind(tmp_path / output) == kind and not list(tmp_path.rglob(".staging-*"))
+
+
+@pytest.mark.parametrize("output, there, written, words", [
+    ("dvc.lock", _text, _checkpoint, "dvc.lock: holds a file that no stage writes, and this output is a checkpoint"),
+    ("params.yaml", _text, _text, "params.yaml: holds a file that no stage writes"),
+    ("models", _checkpoints, _prepared_data, "models: holds other files (m1.pt, m2.pt), and this output is a checksummed folder"),
+    ("docs", _documents, _figures, "docs: holds other files (a.md, b.png), and this output is a folder of figures"),
+    ("data/mnist", _figures, _prepared_data, "data/mnist: holds a folder of figures, and this output is a checksummed"),
+    ("metrics/m1.json", _text, _checkpoint, "metrics/m1.json: holds a .json file, and this output is a checkpoint"),
+    ("split.pt", lambda path: torch.save({"images": torch.zeros(1)}, path), _checkpoint,
+     "split.pt: holds a file of tensors, and this output is a checkpoint"),
+])
+def test_an_output_never_replaces_anything_else(tmp_path, output, there, written, words):
+    (tmp_path / output).parent.mkdir(parents=True, exist_ok=True)
+    there(tmp_path / output)
+    before = snapshot(tmp_path)
+    with pytest.raises(StageError, match=re.escape(words) + ".*name another path \\(no output was changed\\)$"):
+        with staged_outputs() as stage:
+            written(stage(tmp_path / output))
+    assert snapshot(tmp_path) == before and set(files_under(tmp_path)) == set(before)
+
+
+def test_a_path_ending_in_a_slash_is_a_folder_and_a_parent_must_be_a_folder(tmp_path):
+    _checkpoint(tmp_path / "model1.pt")
+    before = snapshot(tmp_path)
+    with pytest.raises(StageError, match=r"model1\.pt/: names a folder \(it ends in '/'\), and this output is a file"):
+        with staged_outputs() as stage:
+            _checkpoint(stage(f"{tmp_path}/model1.pt/"))
+    with pytest.raises(StageError, match=r"model1\.pt/m\.pt: \S*model1\.pt is a file, not a folder; name a path in"):
+        with staged_outputs() as stage:
+            _checkpoint(stage(tmp_path / "model1.pt/m.pt"))
+    assert snapshot(tmp_path) == before
+    with staged_outputs() as stage:  # a folder output may be named with its slash
+        _figures(stage(f"{tmp_path}/figures/"))
+    assert sorted(files_under(tmp_path)) == ["figures/a.png", "figures/b.gif", "model1.pt"]
+
+
+def test_fetch_mnist_never_replaces_a_folder_of_checkpoints(tmp_path):
+    """Before: exit 0, and models/ held train.pt and test.pt: its checkpoints were deleted."""
+    write_idx_dir(tmp_path / "idx")
+    write_params(tmp_path, params_with(**{"data.source": "idx"}))
+    _checkpoints(tmp_path / "models")
+    before = snapshot(tmp_path)
+    result = run_stage("fetch_mnist", "--out", "models", cwd=tmp_path)
+    assert_clean_failure(result, "models: holds other files (m1.pt, m2.pt), and this output is a checksummed folder")
+    assert result.returncode == 2 and snapshot(tmp_path) == before
+
+
+def test_train_never_writes_a_checkpoint_over_dvc_lock(trained):
+    """Before: exit 0, and dvc.lock held a checkpoint."""
+    (trained / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    before = snapshot(trained)
+    result = run_stage("train", "model1", "--data", "data/mnist", "--model", "dvc.lock", cwd=trained)
+    assert_clean_failure(result, "dvc.lock: holds a file that no stage writes, and this output is a checkpoint")
+    assert result.returncode == 2 and snapshot(trained) == before
+    (trained / "dvc.lock").unlink()
+
+
 def test_a_folder_that_cannot_be_written_is_named_as_the_user_wrote_it(tmp_path):
     if os.geteuid() == 0:  # root writes anywhere: a read-only folder is simulated by a file in its place
         (tmp_path / "adversarial").write_text("not a folder")
+        words = r"adversarial/untargeted\.pt: \S*adversarial is a file, not a folder"
     else:
         (tmp_path / "adversarial").mkdir(mode=0o500)
-    with pytest.raises(StageError, match=r"^.*adversarial/untargeted\.pt: cannot be written") as raised:
+        words = r"adversarial/untargeted\.pt: cannot be written"
+    with pytest.raises(StageError, match=r"^.*" + words) as raised:
         with staged_outputs() as stage:
             stage(tmp_path / "adversarial/untargeted.pt").write_text("x")
     assert ".staging-" not in str(raised.value)

@@ -1,5 +1,6 @@
 """The data the stages share: the MNIST splits that fetch_mnist writes (uint8 images, int64 labels),
-and how images enter the models (PIXEL_RANGE, to_model_input). Where MNIST comes from is
+each with its sha256 in the folder's SHA256SUMS, verified on load (DVC does not verify its cache), and
+how images enter the models (PIXEL_RANGE, to_model_input). Where MNIST comes from is
 stages/lib/mnist.py.
 """
 from pathlib import Path
@@ -7,12 +8,13 @@ from pathlib import Path
 import torch
 
 from stages.lib.errors import StageError
-from stages.lib.io import load_tensors, save_tensors
+from stages.lib.io import load_tensors, record_checksum, save_tensors, verify_checksum
 
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 PIXEL_RANGE = (-1.0, 1.0)  # the seed's pixel range: what the models see and the attacks clip to
+REBUILD = "rebuild the prepared data: dvc repro -f fetch_mnist"
 
 
 def check_split(path, images, labels):
@@ -37,12 +39,16 @@ def split_path(data_dir, split):
 
 
 def save_split(path, images, labels):
+    """The split's file, and its sha256 in the folder's SHA256SUMS."""
     save_tensors({"images": images.contiguous(), "labels": labels.contiguous()}, path)
+    record_checksum(path)
 
 
 def load_split(data_dir, split):
-    """(images uint8 N x 28 x 28, labels int64 N) as written by the fetch_mnist stage."""
+    """(images uint8 N x 28 x 28, labels int64 N) as written by the fetch_mnist stage, its sha256 verified."""
     path = split_path(data_dir, split)
+    if path.is_file():  # a missing file: load_tensors says how to make it
+        verify_checksum(path, REBUILD)
     tensors = load_tensors(path, {"images": torch.uint8, "labels": torch.int64})
     check_split(path, tensors["images"], tensors["labels"])
     return tensors["images"], tensors["labels"]

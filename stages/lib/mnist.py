@@ -145,8 +145,8 @@ def read_idx_directory(directory):
     directory = Path(directory)
     if not directory.is_dir():
         raise StageError(
-            f"params.yaml: 'data.source' is {str(directory)!r}, which is neither auto, mnist, sample "
-            "nor an existing directory of IDX files"
+            f"params.yaml: 'data.source' is {str(directory)!r}, which is neither mnist, sample nor an existing "
+            "folder of IDX files"
         )
     contents = read_idx_files(directory)
     splits = {}
@@ -205,8 +205,8 @@ def is_official(contents):
 
 
 def import_mnist(directory, cache_dir):
-    """Put the four MNIST files of `directory` (plain or .gz) where data.source 'mnist' and 'auto'
-    find them without a network: torchvision's layout under cache_dir. Each file's content is checked
+    """Put the four MNIST files of `directory` (plain or .gz) where data.source 'mnist' finds them
+    without a network: torchvision's layout under cache_dir. Each file's content is checked
     against the official MD5 first; a wrong or partial file is one StageError naming it, and the four
     files are installed together or not at all. Returns the folder they went to."""
     contents = read_idx_files(directory)

@@ -121,10 +121,39 @@ def describe(error, schema, name=PARAMS_FILE):
             message = replacement + message[len(prefix):]
     if not key:  # a rule across sections: its message names the keys
         return f"{name}: {message}"
-    shown = repr(error["input"])
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    got = "" if ", got " in message else f", got {shown}"  # a validator's own message may say it
+    got = "" if ", got " in message else f", got {shown(error['input'])}"  # a validator's own message may say it
     return f"{name}: '{key}' {message}{got}"
+
+
+def shown(value, limit=80):
+    """repr(value) cut to `limit` characters, built piece by piece up to there: a value of a billion
+    items (a YAML alias bomb) costs no more than a short one."""
+    text = ""
+    for piece in _repr_pieces(value, limit):
+        text += piece
+        if len(text) > limit:
+            return text[:limit - 3] + "..."
+    return text
+
+
+def _repr_pieces(value, limit):
+    """repr(value) in pieces, YAML's mappings and lists walked item by item, a long string cut first."""
+    if isinstance(value, dict):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            yield ", " if i else ""
+            yield from _repr_pieces(key, limit)
+            yield ": "
+            yield from _repr_pieces(item, limit)
+        yield "}"
+    elif isinstance(value, list):
+        yield "["
+        for i, item in enumerate(value):
+            yield ", " if i else ""
+            yield from _repr_pieces(item, limit)
+        yield "]"
+    else:
+        yield repr(value[:limit + 1] if isinstance(value, str) else value)
 
 
 def allowed_keys(schema, loc):

@@ -28,8 +28,8 @@ $(STAMP): requirements.lock pyproject.toml
 	test -z "$$broken" || { echo "$$broken"; exit 1; }
 	touch $(STAMP)
 
-$(PLOTS_TEMPLATE): $(STAMP) stages/report.py stages/lib/html_page.py
-	python -m stages.report --dvc-template $(PLOTS_TEMPLATE)
+$(PLOTS_TEMPLATE): $(STAMP) stages/dvc_plots_template.py stages/lib/html_page.py
+	python -m stages.dvc_plots_template $(PLOTS_TEMPLATE)
 
 repro: install
 	dvc repro

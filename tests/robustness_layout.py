@@ -1,7 +1,7 @@
 """Section 5's inputs in the robustness stages' layout (per model: metrics/robustness/<model>.json,
 plots/robustness/<model>.csv and .json, plots/robustness/images/<model>.csv; plots/robustness/transfer.csv),
 written from a small table of accuracies, for building the report in a test; and a copy of the committed
-outputs with them."""
+outputs with them (and with the keys the training stages record beside their numbers)."""
 import json
 import shutil
 from pathlib import Path
@@ -26,6 +26,19 @@ CURVES = {
     "adversarial_training": {"fgsm": (0.986, 0.982, 0.976, 0.97, 0.4), "pgd": (0.986, 0.98, 0.974, 0.934, 0.06),
                              "minimal": (0.986, 0.984, 0.98, 0.97, 0.5), "worst": (0.986, 0.98, 0.97, 0.912, 0.054)},
 }
+# what metrics/train/<model>.json records beside its numbers (a summary formatted with them): the model's role,
+# its label, and for a defence the homework's claim it tests and how it was trained
+MODEL_KEYS = {
+    "model1": {"role": "baseline", "label": "model 1"},
+    "model2": {"role": "baseline", "label": "model 2"},
+    "retrain": {"role": "defence", "label": "defence 1 (retrained)", "claim": "defence_retrain",
+                "summary": "Retrained on {adversarial_images:,} adversarial images of model 1 added to the training "
+                           "set."},
+    "adversarial_training": {"role": "defence", "label": "defence 2 (adversarial training)",
+                             "claim": "defence_adversarial_loss",
+                             "summary": "Trained on adversarial examples made on the fly (the loss on them, the compound "
+                                        "loss)."},
+}
 IMAGES = {"model1": 1000, "model2": 1000, "retrain": 1000, "adversarial_training": 3500}
 CHECKS = ("iterative_vs_single_step", "more_steps", "large_budget", "gradient_free", "transfer")
 ONLY_AUTOATTACK = {"model1": 0, "model2": 0, "retrain": 0, "adversarial_training": 11}
@@ -43,7 +56,7 @@ def attack_record(with_transfer):
               "pgd": {"label": "PGD-50 × 10", "steps": 50, "step_size": 0.01, "restarts": 10,
                       "random_start": "uniform in the epsilon ball"},
               "minimal": {"label": "the homework's attack", "step_size_model_units": 0.01, "step_size": 0.005,
-                          "max_steps": 300}}
+                          "max_steps": 300, "bounded": False}}
     if with_transfer:
         record["transfer"] = {"label": "transfer from model1", "source": "model1", "steps": 50, "step_size": 0.01,
                               "made_by": "PGD-50 on model1, one random start, every step taken (no early stop)"}
@@ -90,7 +103,7 @@ def write_robustness(root, curves=CURVES, images=IMAGES, warnings=None):
         n = images[model]
         table = pd.DataFrame({"epsilon": EPSILONS, "images": n, **attacks,
                               "transfer": attacks["pgd"] if model != "model1" else [None] * len(EPSILONS),
-                              "only_autoattack": [ONLY_AUTOATTACK[model] if e == 0.3 else None for e in EPSILONS],
+                              "only_autoattack": [ONLY_AUTOATTACK.get(model, 0) if e == 0.3 else None for e in EPSILONS],
                               "worst_low": [interval(a, n)["low"] for a in attacks["worst"]],
                               "worst_high": [interval(a, n)["high"] for a in attacks["worst"]]})
         table.to_csv(root / f"plots/robustness/{model}.csv", index=False)
@@ -113,15 +126,26 @@ def write_robustness(root, curves=CURVES, images=IMAGES, warnings=None):
                                                            for e, k in zip(EPSILONS, fooled)}
                       for i in range(n)]).to_csv(root / f"plots/robustness/images/{model}.csv", index=False)
     pd.DataFrame([{"source": "model1", "setting": setting, "epsilon": epsilon, "margin": margin,
-                   "median_linf": linf, "images": 1000, **dict(zip(curves, accuracies))}
+                   "median_linf": linf, "images": 1000,  # a model past the table's: its last column
+                   **{m: accuracies[min(i, len(accuracies) - 1)] for i, m in enumerate(curves)}}
                   for setting, epsilon, margin, linf, accuracies in TRANSFER]).to_csv(
         root / "plots/robustness/transfer.csv", index=False)
 
 
-def outputs_copy(path, curves=CURVES, warnings=None):
-    """The committed outputs the report reads under path, with section 5's inputs in the robustness
-    stages' layout (from `curves` and `warnings`)."""
+def add_model_keys(root):
+    """The keys the training stages write beside final_test_acc (MODEL_KEYS), added to root's
+    metrics/train/<model>.json where missing: the committed metrics get them when those stages next rerun."""
+    for path in sorted(Path(root, "metrics/train").glob("*.json")):
+        metrics = json.loads(path.read_text())
+        keys = {k: v.format(**metrics) for k, v in MODEL_KEYS[path.stem].items()}
+        path.write_text(json.dumps({**keys, **metrics}, indent=2) + "\n")
+
+
+def outputs_copy(path, curves=CURVES, warnings=None, images=IMAGES):
+    """The committed outputs the report reads under path (with the training stages' MODEL_KEYS), with
+    section 5's inputs in the robustness stages' layout (from `curves`, `warnings` and `images`)."""
     for name in ("plots", "metrics", "reference"):
         shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("robustness*"), dirs_exist_ok=True)
-    write_robustness(path, curves, warnings=warnings)
+    add_model_keys(path)
+    write_robustness(path, curves, images, warnings)
     return path

@@ -12,6 +12,7 @@ from PIL import Image
 
 from stages.lib import html_page as report
 from stages.lib.params import read_yaml
+from stages.lib.report.inputs import row_strips
 from stages.lib.stats import independent, interval
 from tests.conftest import ROOT, assert_clean_failure, assert_no_network_references, run_main, run_stage
 from tests.robustness_layout import CURVES, IMAGES, outputs_copy
@@ -35,7 +36,7 @@ def test_a_figure_is_inlined_smaller_with_a_palette(tmp_path):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.contourf([[0, 1, 2], [2, 3, 4], [4, 5, 6]], levels=40, cmap="viridis")
     fig.savefig(tmp_path / "plot.png", dpi=150)
-    element = report.figure(tmp_path / "plot.png", "a <plot>")
+    element = report.figure(Image.open(tmp_path / "plot.png"), "a <plot>")
     encoded = element.split("base64,", 1)[1].split('"', 1)[0]
     image = Image.open(io.BytesIO(base64.b64decode(encoded)))
     assert image.mode == "P" and image.size == Image.open(tmp_path / "plot.png").size
@@ -65,7 +66,7 @@ def test_a_gallery_is_cut_into_its_rows(tmp_path):
                  "title": f"index {i}: true {i}, predicted {i + 1}"} for i in range(3)]
     adversarial_gallery(examples, tmp_path / "gallery.png")
     whole = Image.open(tmp_path / "gallery.png")
-    strips = report.row_strips(tmp_path / "gallery.png")
+    strips = row_strips(tmp_path / "gallery.png")
     assert len(strips) == 3 and sum(s.height for s in strips) == whole.height
     for strip in strips:  # each row: its title lines on white above its images, blank rows between
         rows = np.asarray(strip.convert("L")).min(axis=1)

@@ -82,7 +82,7 @@ def test_the_explorer_shows_the_attack_for_the_chosen_epsilon_digit_and_model(re
 def test_every_chart_of_the_dvc_plots_page_draws_its_data(tmp_path):
     project = make_dvc_project(tmp_path)
     outputs_copy(project.path)
-    run_main("report", "--dvc-template", ".dvc/plots/offline.html", cwd=project.path)
+    run_main("dvc_plots_template", ".dvc/plots/offline.html", cwd=project.path)
     project.dvc("plots", "show", "-o", str(tmp_path / "dvc_plots"))
     charts = assert_every_chart_drew(tmp_path / "dvc_plots/index.html", tmp_path)
     assert {"#robust_accuracy_worst_case", "#loss_gradient_at_class_label", "#sweep_test_accuracy"} <= {

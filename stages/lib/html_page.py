@@ -9,7 +9,6 @@ import io
 import json
 import math
 
-import numpy as np
 from PIL import Image
 
 VEGA_LITE_VERSION = "5.21"  # the Vega-Lite 5 line, which reads DVC's v5 specs unchanged
@@ -53,28 +52,35 @@ def image_uri(image):
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
 
 
-def figure_element(uri, caption, width=None, css_class="figure"):
+def figure(image, caption, width=None, css_class="figure"):
+    """A <figure> with a PIL image inlined by image_uri, its caption also its alt text."""
     style = f' style="width: {width}px"' if width else ""
-    return (f'<figure class="{css_class}"{style}><img src="{uri}" alt="{html.escape(caption)}">'
+    return (f'<figure class="{css_class}"{style}><img src="{image_uri(image)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
-def figure(path, caption, width=None):
-    """A <figure> with the image file at path inlined by image_uri."""
-    return figure_element(image_uri(Image.open(path)), caption, width)
+def figures(images, captions, width=None):
+    """The figures of `images` ({file name: image}) named in `captions` ({file name: caption}), in its order."""
+    return "".join(figure(images[name], caption, width) for name, caption in captions.items())
 
 
-def row_strips(path, white=250):
-    """A figure of rows of panels (each row: its title lines, then its images) cut into one image per
-    row: each cut lies in the blank band after a row's images (the tall runs of non-blank lines)."""
-    image = Image.open(path).convert("RGB")
-    blank = np.asarray(image.convert("L")).min(axis=1) >= white
-    edges = np.flatnonzero(np.diff(np.concatenate([[1], blank.astype(np.int8), [1]])))
-    runs = list(zip(edges[::2], edges[1::2]))  # [begin, end) of each run of non-blank lines
-    tallest = max(end - begin for begin, end in runs)
-    image_ends = [end for begin, end in runs if end - begin > tallest / 2]
-    cuts = [0] + [(end + min(b for b, _ in runs if b >= end)) // 2 for end in image_ends[:-1]] + [image.height]
-    return [image.crop((0, top, image.width, bottom)) for top, bottom in zip(cuts, cuts[1:])]
+def element(tag, *children, **attributes):
+    """<tag attributes>children</tag>; an attribute's name may end in _ (class_ for class)."""
+    names = "".join(f' {name.rstrip("_")}="{value}"' for name, value in attributes.items())
+    return f"<{tag}{names}>{''.join(children)}</{tag}>"
+
+
+def section(title, parts):
+    """A section of the page: its <h2> title, then its parts."""
+    return element("h2", title) + "".join(parts)
+
+
+def heading(text):
+    return element("h3", text)
+
+
+def paragraph(text):
+    return element("p", text)
 
 
 def cell_class(value):
@@ -118,7 +124,8 @@ def field(name):
     return "".join("\\" + c if c in ".[]\\" else c for c in name)
 
 
-DASHES = [[1, 0], [6, 3], [1, 3]]  # solid, dashed, dotted: the words a chart's title uses for its `dash` lines
+DASHES = [[1, 0], [6, 3], [1, 3]]  # the line styles of a chart's `dash` lines, which its title names:
+DASH_WORDS = ("solid", "dashed", "dotted")
 
 
 def line_chart(name, rows, x, y, color, title, log_y=False, color_order=None, dash=None, dash_order=None):
@@ -162,18 +169,24 @@ figure.strip { display: block; border: 1px solid #ccc; padding: .3em; margin: .6
 """
 
 
-VERDICT_WORDS = {"holds": "Holds", "partly": "Holds in part", "differs": "Differs", "unmeasured": "Not measured"}
+VERDICT_WORDS = {"holds": "Holds", "partly": "Holds in part", "differs": "Differs", "unmeasured": "Not measured",
+                 "measured": "Measured"}
 
 
 def verdict(word):
-    """The verdict word, coloured by what it says: holds, partly or differs."""
+    """The verdict word, coloured by what it says: holds, partly or differs (grey: not measured)."""
     return f'<b class="{word}">{VERDICT_WORDS[word]}</b>'
 
 
 def claim(section, text, evidence, word, why, shown=""):
     """One of the homework's observations: its words (with its section), the evidence (sentences, then the
     figures or charts in `shown`) and the verdict with its reason."""
-    return (f'<div class="claim"><p class="seed">The homework, {html.escape(section)}: “{html.escape(text)}”</p>'
+    return judged(f"The homework, {section}: “{text}”", evidence, word, why, shown)
+
+
+def judged(heading, evidence, word, why, shown=""):
+    """A block of evidence under its heading (in italics), with the verdict and its reason."""
+    return (f'<div class="claim"><p class="seed">{html.escape(heading)}</p>'
             f"<p><b>Evidence.</b> {evidence}</p>{shown}<p>{verdict(word)}: {why}</p></div>")
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from stages.lib.errors import StageError
-from stages.lib.io import NUMBER, output_kind, read_csv, read_json, staged_outputs
+from stages.lib.io import NUMBER, read_csv, read_json, staged_outputs
 from tests.conftest import (ROOT, assert_clean_failure, files_under, params_with, run_main,
                             run_stage, write_idx_dir, write_params)
 
@@ -119,6 +119,8 @@ def _text(path):
     ("plots/t.csv", _text, _text, "a .csv file"),
 ])
 def test_an_output_replaces_an_output_of_the_same_kind(tmp_path, output, there, written, kind):
+    from stages.lib.io import output_kind
+
     (tmp_path / output).parent.mkdir(parents=True, exist_ok=True)
     there(tmp_path / output)
     with staged_outputs() as stage:

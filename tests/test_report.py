@@ -21,6 +21,7 @@ from tests.robustness_layout import CURVES, IMAGES, outputs_copy
 def test_the_dvc_template_inlines_the_libraries_and_drops_the_cdn_placeholder():
     javascript, versions = report.vega_bundle()
     template = report.dvc_plots_template(javascript, versions)
+    assert template.startswith("<!DOCTYPE html>\n<html>\n<head>") and template.endswith("</body>\n</html>\n")
     assert "{plot_divs}" in template and "{scripts}" not in template  # DVC fills the first, skips the CDN tags
     assert "vegaEmbed" in template and f"vega-lite {report.VEGA_LITE_VERSION}" in template
     assert_no_network_references(template)

@@ -2,17 +2,76 @@
 JavaScript (Vega, Vega-Lite, Vega-Embed) is inlined too, so a page opens from a file:// URL with no
 network. The JavaScript comes from the pinned vl-convert-python package (its bundle of the three
 libraries), never from a CDN.
+
+Every string reaches the page escaped for where it lands, here and nowhere else: the helpers build
+elements, and any str they are given is text (& < > escaped; in an attribute the quotes too), unless it is
+Html, what the helpers return. Inside a <script>, data is JSON with < > & escaped as \\u003c, \\u003e,
+\\u0026 (and, as json escapes every non-ASCII character, U+2028 and U+2029), so no text in it can end the
+element.
 """
 import base64
 import html
 import io
 import json
 import math
+import re
 
 from PIL import Image
 
 VEGA_LITE_VERSION = "5.21"  # the Vega-Lite 5 line, which reads DVC's v5 specs unchanged
 MAX_FIGURE_WIDTH = 1400     # pixels; wider figures are scaled down to keep the page small
+
+
+class Html(str):
+    """HTML built by this module's helpers: inserted as it is, where a plain str is escaped as text. A str
+    added to it is escaped."""
+    __slots__ = ()
+
+    def __add__(self, other):
+        return Html(str.__add__(self, text(other)))
+
+    def __radd__(self, other):
+        return Html(str.__add__(text(other), self))
+
+
+def text(value):
+    """A value for a text node: Html as it is; anything else as text, & < > escaped (quotes need no escape
+    there)."""
+    return value if isinstance(value, Html) else Html(html.escape(str(value), quote=False))
+
+
+def attribute(value):
+    """A value for a double-quoted attribute: & < > and both quotes escaped."""
+    return html.escape(str(value), quote=True)
+
+
+def join(parts):
+    """The parts one after another, each as text unless it is Html."""
+    return Html("".join(text(p) for p in parts))
+
+
+def element(tag, *children, **attributes):
+    """<tag attributes>children</tag>, every child text unless it is Html; an attribute's name may end in _
+    (class_ for class), one whose value is None is left out."""
+    return Html(f"<{tag}{attributes_of(attributes)}>{join(children)}</{tag}>")
+
+
+def attributes_of(attributes):
+    return "".join(f' {name.rstrip("_")}="{attribute(value)}"' for name, value in attributes.items()
+                   if value is not None)
+
+
+def script(code):
+    """A <script> element of code this module wrote, which holds no "</script" (it would end the element)."""
+    if "</script" in code.lower():
+        raise ValueError("a script that holds '</script' would end its element early")
+    return Html(f"<script>{code}</script>")
+
+
+def script_json(value):
+    """value as JSON for inside a <script>: < > & escaped, so that no text in it ends the element or opens a
+    comment; json escapes every non-ASCII character, U+2028 and U+2029 included."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def vega_bundle():
@@ -28,16 +87,17 @@ def inline_script(javascript, versions):
     """A <script> element holding the bundle, with its source and versions in a comment."""
     origin = ", ".join(f"{name} {version}" for name, version in versions.items())
     code = javascript.replace("</script", "<\\/script")  # "</script" inside the code would end the element
-    return f"<script>/* {origin} */\n{code}\n</script>"
+    return script(f"/* {origin} */\n{code}\n")
 
 
 def dvc_plots_template(javascript, versions):
     """An HTML template for `dvc plots show/diff` (plots.html_template) with the libraries inlined.
 
     It has no {scripts} placeholder, so the CDN <script> tags that DVC would insert are left out."""
-    return ("<!DOCTYPE html>\n<html>\n<head>\n    {refresh_tag}\n    <meta charset=\"utf-8\">\n"
-            "    <title>DVC Plot</title>\n" + inline_script(javascript, versions) + "\n"
-            "    <style>table { border-spacing: 15px; }</style>\n</head>\n<body>\n    {plot_divs}\n</body>\n</html>\n")
+    return (Html("<!DOCTYPE html>\n<html>\n<head>\n    {refresh_tag}\n    <meta charset=\"utf-8\">\n"
+                 "    <title>DVC Plot</title>\n") + inline_script(javascript, versions)
+            + Html("\n    <style>table { border-spacing: 15px; }</style>\n</head>\n<body>\n    {plot_divs}\n</body>\n"
+                   "</html>\n"))
 
 
 def image_uri(image):
@@ -54,25 +114,18 @@ def image_uri(image):
 
 def figure(image, caption, width=None, css_class="figure"):
     """A <figure> with a PIL image inlined by image_uri, its caption also its alt text."""
-    style = f' style="width: {width}px"' if width else ""
-    return (f'<figure class="{css_class}"{style}><img src="{image_uri(image)}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return element("figure", Html(f"<img{attributes_of({'src': image_uri(image), 'alt': caption})}>"),
+                   element("figcaption", caption), class_=css_class, style=f"width: {width}px" if width else None)
 
 
 def figures(images, captions, width=None):
     """The figures of `images` ({file name: image}) named in `captions` ({file name: caption}), in its order."""
-    return "".join(figure(images[name], caption, width) for name, caption in captions.items())
-
-
-def element(tag, *children, **attributes):
-    """<tag attributes>children</tag>; an attribute's name may end in _ (class_ for class)."""
-    names = "".join(f' {name.rstrip("_")}="{value}"' for name, value in attributes.items())
-    return f"<{tag}{names}>{''.join(children)}</{tag}>"
+    return join(figure(images[name], caption, width) for name, caption in captions.items())
 
 
 def section(title, parts):
     """A section of the page: its <h2> title, then its parts."""
-    return element("h2", title) + "".join(parts)
+    return element("h2", title) + join(parts)
 
 
 def heading(text):
@@ -84,12 +137,12 @@ def paragraph(text):
 
 
 def cell_class(value):
-    """Numbers right-aligned; short text kept on one line; an empty cell plain."""
+    """Numbers right-aligned; short text kept on one line; an empty cell plain (None)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
+        return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return ' class="num"'
-    return ' class="short"' if len(str(value)) <= 24 else ""
+        return "num"
+    return "short" if len(str(value)) <= 24 else None
 
 
 def cell(value):
@@ -99,23 +152,24 @@ def cell(value):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return html.escape(str(value))
+    return str(value)
 
 
 def table(rows, columns=None):
     """An HTML table of dicts (columns: their keys, in order, unless given)."""
     columns = columns or (list(rows[0]) if rows else [])
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td{cell_class(row.get(c))}>{cell(row.get(c))}</td>" for c in columns) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return element("table", element("thead", element("tr", *(element("th", c) for c in columns))), element(
+        "tbody", *(element("tr", *(element("td", cell(row.get(c)), class_=cell_class(row.get(c))) for c in columns))
+                   for row in rows)))
 
 
 def chart(name, spec):
-    """A Vega-Lite chart drawn by vegaEmbed into its own <div>."""
+    """A Vega-Lite chart drawn by vegaEmbed into its own <div>; `name` (letters, digits, -) names the div."""
+    if not re.fullmatch(r"[a-z0-9-]+", name):
+        raise ValueError(f"a chart's name is letters, digits and -, not {name!r}")
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", **spec}
-    return (f'<div class="chart" id="chart-{name}"></div>'
-            f"<script>vegaEmbed('#chart-{name}', {json.dumps(spec)}, {{actions: false}});</script>")
+    return (element("div", class_="chart", id=f"chart-{name}")
+            + script(f"vegaEmbed('#chart-{name}', {script_json(spec)}, {{actions: false}});"))
 
 
 def field(name):
@@ -175,7 +229,7 @@ VERDICT_WORDS = {"holds": "Holds", "partly": "Holds in part", "differs": "Differ
 
 def verdict(word):
     """The verdict word, coloured by what it says: holds, partly or differs (grey: not measured)."""
-    return f'<b class="{word}">{VERDICT_WORDS[word]}</b>'
+    return element("b", VERDICT_WORDS[word], class_=word)
 
 
 def claim(section, text, evidence, word, why, shown=""):
@@ -186,11 +240,12 @@ def claim(section, text, evidence, word, why, shown=""):
 
 def judged(heading, evidence, word, why, shown=""):
     """A block of evidence under its heading (in italics), with the verdict and its reason."""
-    return (f'<div class="claim"><p class="seed">{html.escape(heading)}</p>'
-            f"<p><b>Evidence.</b> {evidence}</p>{shown}<p>{verdict(word)}: {why}</p></div>")
+    return element("div", element("p", heading, class_="seed"), element("p", element("b", "Evidence."), " ", evidence),
+                   shown, element("p", verdict(word), ": ", why), class_="claim")
 
 
 def page(title, body, scripts):
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n{scripts}\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
+    """The whole page: its title, the style, the `scripts` in its head and the `body` (each Html, or text)."""
+    return Html(f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                f"{element('title', title)}\n<style>{PAGE_STYLE}</style>\n{text(scripts)}\n</head>\n"
+                f"<body>\n{text(body)}\n</body>\n</html>\n")

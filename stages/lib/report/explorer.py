@@ -2,6 +2,7 @@
 parameters choose ε, a test digit (those in the homework's gallery marked) and the model the images are made
 on; for the choice it shows the original, the perturbation, the PGD image within ε and every model's answer
 with its probability, and below, each model's answer at every ε."""
+import json
 import math
 
 from stages.lib import html_page as html
@@ -38,7 +39,7 @@ def render(v, labels, gallery):
     step = grid[1] - grid[0]
     chosen = f"datum.digit == digit && datum.source == made_on && abs(datum.epsilon - eps) < {step / 2:g}"
     answers = [{"lookup": "digit", "from": {"data": {"name": "digits"}, "key": "index", "fields": ["label"]}},
-               {"calculate": "split('" + "|".join(names) + "', '|')", "as": "model"},  # names: letters, digits, ( )
+               {"calculate": json.dumps(names), "as": "model"},  # the labels as an expression: an array of strings
                {"flatten": ["model", "predicted", "probability"]},
                {"calculate": "datum.predicted == datum.label ? 'right' : 'wrong'", "as": "answer"},
                {"calculate": "'says ' + datum.predicted + ' (' + format(datum.probability, '.1%') + ')'", "as": "says"}]

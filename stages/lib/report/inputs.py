@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from stages.lib.errors import StageError
 from stages.lib.io import NUMBER, read_csv, read_json
-from stages.lib.params import Count, Section, read_yaml, validate_params
+from stages.lib.params import Count, Name, Section, read_yaml, validate_params
 
 SEED = "reference/seed.yaml"
 ANCHORS = "reference/anchors.yaml"
@@ -172,6 +172,11 @@ def read_trained():
         raise StageError("metrics/train: holds no model's metrics; run `dvc repro` to train them")
     trained = []
     for path in paths:
+        try:
+            TypeAdapter(Name).validate_python(path.stem)
+        except ValidationError:
+            raise StageError(f"{path}: {path.stem!r} is not a model name (letters, digits and _); rename or remove "
+                             "the file") from None
         metrics = read_json(path, {"final_test_acc": NUMBER, "role": str, "label": str})
         if metrics["role"] not in ROLES:
             raise StageError(f"{path}: 'role' must be {' or '.join(ROLES)}, got {metrics['role']!r}; rerun the stage "

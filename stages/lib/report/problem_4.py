@@ -67,7 +67,7 @@ def gallery(kind, rows, strips, homework_gallery, source):
                                       f"{int(r['predicted'])} after {int(r['steps'])} steps ({seed_words}). Original | "
                                       "perturbation (adversarial minus original; mid-grey is no change, as in the "
                                       "homework) | adversarial", css_class="strip"))
-    return "".join(out)
+    return html.join(out)
 
 
 def render(v, claims, seed, labels, figures, official, attack_step):

@@ -10,7 +10,7 @@ A guard against catastrophic overfitting holds guard.images training images out 
 PGD after every epoch; when that accuracy falls more than guard.max_drop below its best, training stops
 and the best epoch's weights are kept (metrics: kept_epoch; the guard's accuracy per epoch is in the CSV).
 
-Writes the checkpoint, metrics/train/adversarial_training.json and plots/train/adversarial_training.csv
+Writes the checkpoint and its card, metrics/train/adversarial_training.json and plots/train/adversarial_training.csv
 (with the guard's PGD accuracy per epoch).
 """
 from typing import Annotated, Literal
@@ -28,7 +28,9 @@ from stages.lib.training import write_trained_model
 from stages.lib.units import model_units
 
 NAME = "adversarial_training"
-ROLE, LABEL = "defence", "defence 2 (adversarial training)"
+CARD = {"role": "defence", "label": "defence 2 (adversarial training)",
+        "claim": "defence_adversarial_loss",  # the homework's claim (reference/seed.yaml) it tests
+        "summary": "Trained on adversarial examples made on the fly (the loss on them, the compound loss)."}
 
 
 class AdversarialTrainingSection(DefenceSection):
@@ -67,7 +69,7 @@ def main(argv=None):
 
     model, history, headline = train_defence(NAME, a, spec, batch_loss, train, test, device=device, threads=threads)
     with staged_outputs() as stage:
-        write_trained_model(stage, NAME, model, spec, args.model, history, headline, role=ROLE, label=LABEL)
+        write_trained_model(stage, NAME, model, spec, args.model, history, headline, CARD)
 
 
 if __name__ == "__main__":

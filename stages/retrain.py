@@ -3,9 +3,10 @@ adversarial images"): a CNN trained like train.* on the training set plus advers
 share (retrain.share) of the training images, made on `attack.model` by the homework's attack
 (retrain.kind, attack.step_size / max_steps / epsilon) and labelled with their true labels.
 
-Writes the checkpoint, metrics/train/retrain.json and plots/train/retrain.csv, as train@<name> does.
+Writes the checkpoint and its card, metrics/train/retrain.json and plots/train/retrain.csv, as train@<name> does.
 """
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
@@ -19,10 +20,10 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec, load_cnn
 from stages.lib.params import Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
-from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
+from stages.lib.training import HEADLINE, Sgd, TrainSection, model_label, train_cnn, write_trained_model
 
 NAME = "retrain"
-ROLE, LABEL = "defence", "defence 1 (retrained)"
+LABEL, CLAIM = "defence 1 (retrained)", "defence_retrain"  # CLAIM: the homework's claim (reference/seed.yaml) it tests
 
 
 class RetrainSection(Section):
@@ -79,8 +80,10 @@ def main(argv=None):
                                         threads=threads)
     with staged_outputs() as stage:
         write_trained_model(stage, NAME, model, run.spec, args.model, history,
-                            {k: summary[k] for k in HEADLINE} | {"adversarial_images": len(copy_labels)}, role=ROLE,
-                            label=LABEL)
+                            {k: summary[k] for k in HEADLINE} | {"adversarial_images": len(copy_labels)},
+                            {"role": "defence", "label": LABEL, "claim": CLAIM,
+                             "summary": f"Retrained on {len(copy_labels):,} adversarial images of "
+                                        f"{model_label(Path(args.source).stem)} added to the training set."})
 
 
 if __name__ == "__main__":

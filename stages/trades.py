@@ -14,8 +14,8 @@ linear one-cycle schedule, epsilon and the step ramped up from 0 over epsilon_ra
 guard against catastrophic overfitting. torchattacks' attacks check their inputs on the host, so a GPU
 runs the steps one by one rather than as a CUDA graph.
 
-Writes the checkpoint, metrics/train/trades.json and plots/train/trades.csv (with the guard's PGD accuracy
-per epoch).
+Writes the checkpoint and its card, metrics/train/trades.json and plots/train/trades.csv (with the guard's
+PGD accuracy per epoch).
 """
 from typing import Annotated
 
@@ -32,7 +32,7 @@ from stages.lib.runtime import Device, Threads, set_up
 from stages.lib.training import write_trained_model
 
 NAME = "trades"
-ROLE, LABEL = "defence", "defence 3 (TRADES)"
+LABEL = "defence 3 (TRADES)"  # beyond the homework: no claim of it to test
 
 
 class TradesSection(DefenceSection):
@@ -88,7 +88,10 @@ def main(argv=None):
     model, history, headline = train_defence(NAME, t, spec, batch_loss, train, test, device=device, threads=threads,
                                              static_steps=False)
     with staged_outputs() as stage:
-        write_trained_model(stage, NAME, model, spec, args.model, history, headline, role=ROLE, label=LABEL)
+        write_trained_model(stage, NAME, model, spec, args.model, history, headline, {
+            "role": "defence", "label": LABEL,
+            "summary": f"Trained on TRADES' loss: the clean image's cross-entropy plus {t.beta:g} times the divergence "
+                       f"from the image within ε = {t.epsilon:g} that maximises it ({t.steps} steps)."})
 
 
 if __name__ == "__main__":

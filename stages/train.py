@@ -2,10 +2,9 @@
 `train.models.<name>`. model1 is attacked in Problem 4; model2, trained independently, receives the
 adversarial images.
 
-Writes the checkpoint (architecture and weights), metrics/train/<name>.json (headline numbers) and
-plots/train/<name>.csv (loss and accuracy per epoch).
+Writes the checkpoint (architecture and weights) and its card (role and label), metrics/train/<name>.json
+(headline numbers) and plots/train/<name>.csv (loss and accuracy per epoch).
 """
-import re
 from dataclasses import dataclass
 
 from stages.lib import cli
@@ -15,7 +14,7 @@ from stages.lib.io import staged_outputs
 from stages.lib.models import CnnSpec
 from stages.lib.params import StageParams, load_params
 from stages.lib.runtime import Device, StageRun, Threads, set_up
-from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
+from stages.lib.training import HEADLINE, Sgd, TrainSection, model_label, train_cnn, write_trained_model
 
 
 class Params(StageParams):
@@ -40,11 +39,6 @@ def read_params(path, name):
     return Run(device=p.device, threads=p.threads, spec=p.model, sgd=p.train.sgd(), seed=p.train.models[name].seed)
 
 
-def label(name):
-    """What a reader calls the model: model1 -> "model 1"."""
-    return re.sub(r"(?<=[A-Za-z])(\d+)$", r" \1", name)
-
-
 def main(argv=None):
     parser = cli.parser(__doc__)
     parser.add_argument("name", help="a model under train.models in params.yaml")
@@ -58,7 +52,7 @@ def main(argv=None):
                                         threads=threads)
     with staged_outputs() as stage:
         write_trained_model(stage, args.name, model, run.spec, args.model, history,
-                            {k: summary[k] for k in HEADLINE}, role="baseline", label=label(args.name))
+                            {k: summary[k] for k in HEADLINE}, {"role": "baseline", "label": model_label(args.name)})
 
 
 if __name__ == "__main__":

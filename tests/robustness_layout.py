@@ -26,8 +26,8 @@ CURVES = {
     "adversarial_training": {"fgsm": (0.986, 0.982, 0.976, 0.97, 0.4), "pgd": (0.986, 0.98, 0.974, 0.934, 0.06),
                              "minimal": (0.986, 0.984, 0.98, 0.97, 0.5), "worst": (0.986, 0.98, 0.97, 0.912, 0.054)},
 }
-# what metrics/train/<model>.json records beside its numbers (a summary formatted with them): the model's role,
-# its label, and for a defence the homework's claim it tests and how it was trained
+# each model's card, models/<model>.json (a summary formatted with its metrics): the model's role, its label, and
+# for a defence the homework's claim it tests and how it was trained
 MODEL_KEYS = {
     "model1": {"role": "baseline", "label": "model 1"},
     "model2": {"role": "baseline", "label": "model 2"},
@@ -132,20 +132,24 @@ def write_robustness(root, curves=CURVES, images=IMAGES, warnings=None):
         root / "plots/robustness/transfer.csv", index=False)
 
 
-def add_model_keys(root):
-    """The keys the training stages write beside final_test_acc (MODEL_KEYS), added to root's
-    metrics/train/<model>.json where missing: the committed metrics get them when those stages next rerun."""
+def add_model_cards(root):
+    """The card the training stages write beside each checkpoint, models/<model>.json (MODEL_KEYS), for each
+    model of root's metrics/train, where missing: the committed models get them when those stages next rerun."""
     for path in sorted(Path(root, "metrics/train").glob("*.json")):
-        metrics = json.loads(path.read_text())
-        keys = {k: v.format(**metrics) for k, v in MODEL_KEYS[path.stem].items()}
-        path.write_text(json.dumps({**keys, **metrics}, indent=2) + "\n")
+        card = Path(root, "models", path.name)
+        if not card.exists():
+            metrics = json.loads(path.read_text())
+            card.write_text(json.dumps({k: v.format(**metrics) for k, v in MODEL_KEYS[path.stem].items()}, indent=2))
 
 
 def outputs_copy(path, curves=CURVES, warnings=None, images=IMAGES):
-    """The committed outputs the report reads under path (with the training stages' MODEL_KEYS), with
-    section 5's inputs in the robustness stages' layout (from `curves`, `warnings` and `images`)."""
+    """The committed outputs the report reads under path (with the models' cards), with section 5's inputs in
+    the robustness stages' layout (from `curves`, `warnings` and `images`)."""
     for name in ("plots", "metrics", "reference"):
         shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("robustness*"), dirs_exist_ok=True)
-    add_model_keys(path)
+    (path / "models").mkdir(exist_ok=True)
+    for card in (ROOT / "models").glob("*.json"):
+        shutil.copy(card, path / "models" / card.name)
+    add_model_cards(path)
     write_robustness(path, curves, images, warnings)
     return path

@@ -252,16 +252,24 @@ def test_the_defences_write_their_models_and_metrics(defended):
     assert trained["kept_epoch"] is None  # no collapse: the last epoch's weights
 
 
-def test_each_trained_model_records_its_role_and_label(defended):
-    roles = {name: json.loads((defended / f"metrics/train/{name}.json").read_text())
+def test_each_trained_model_has_a_card_beside_its_checkpoint(defended):
+    cards = {name: json.loads((defended / f"models/{name}.json").read_text())
              for name in ("model1", "retrain", "adversarial_training", "trades")}
-    assert {name: (m["role"], m["label"]) for name, m in roles.items()} == {
-        "model1": ("baseline", "model 1"), "retrain": ("defence", "defence 1 (retrained)"),
-        "adversarial_training": ("defence", "defence 2 (adversarial training)"),
-        "trades": ("defence", "defence 3 (TRADES)")}
+    retrained = json.loads((defended / "metrics/train/retrain.json").read_text())["adversarial_images"]
+    assert cards == {
+        "model1": {"role": "baseline", "label": "model 1"},
+        "retrain": {"role": "defence", "label": "defence 1 (retrained)", "claim": "defence_retrain",
+                    "summary": f"Retrained on {retrained:,} adversarial images of model 1 added to the training set."},
+        "adversarial_training": {"role": "defence", "label": "defence 2 (adversarial training)",
+                                 "claim": "defence_adversarial_loss", "summary": "Trained on adversarial examples "
+                                 "made on the fly (the loss on them, the compound loss)."},
+        "trades": {"role": "defence", "label": "defence 3 (TRADES)",
+                   "summary": "Trained on TRADES' loss: the clean image's cross-entropy plus 6 times the divergence "
+                              "from the image within ε = 0.3 that maximises it (3 steps)."}}
+    metrics = json.loads((defended / "metrics/train/trades.json").read_text())
     history = pd.read_csv(defended / "plots/train/trades.csv")
     assert len(history) == 2 and history["guard_pgd_acc"].between(0, 1).all()
-    assert roles["trades"]["final_test_acc"] == history["test_acc"].iloc[-1]
+    assert metrics["final_test_acc"] == history["test_acc"].iloc[-1] and "role" not in metrics
 
 
 def test_the_trades_loss_is_the_clean_cross_entropy_plus_beta_times_the_divergence(model_and_batch):

@@ -78,7 +78,9 @@ def test_train_stage_writes_a_self_describing_model_metrics_and_curves(mnist_dir
     metrics = json.loads((mnist_dir / "metrics/train/model2.json").read_text())
     curves = pd.read_csv(mnist_dir / "plots/train/model2.csv")
     assert list(curves.columns) == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc"]
-    assert metrics == {"final_test_acc": curves["test_acc"].iloc[-1], "role": "baseline", "label": "model 2"}
+    assert metrics == {"final_test_acc": curves["test_acc"].iloc[-1]}
+    card = json.loads((mnist_dir / "models/model2.json").read_text())
+    assert card == {"role": "baseline", "label": "model 2"}
     # the checkpoint alone rebuilds the model: architecture from the file, not from params
     model = load_cnn(mnist_dir / "models/model2.pt", torch.device("cpu"))
     assert model[0].out_channels == 4 and model[-1].in_features == 16
@@ -136,7 +138,8 @@ def test_unknown_model_name_and_corrupt_data(mnist_dir):
     with pytest.raises(StageError, match=re.escape("'train.models' has no model 'model3' (it has: model1, model2)")):
         train_main(mnist_dir, "model3")
     (mnist_dir / "data/mnist/test.pt").write_bytes(b"not a torch file")
-    with pytest.raises(StageError, match="data/mnist/test.pt: cannot be read"):
+    with pytest.raises(StageError, match="data/mnist/test.pt: content differs from the sha256 that "
+                                         "data/mnist/SHA256SUMS records .*dvc repro -f fetch_mnist"):
         train_main(mnist_dir, "model1")
     assert not (mnist_dir / "models").exists()
 

@@ -5,10 +5,11 @@ import json
 import re
 
 import pytest
+import yaml
 
 from stages.lib import html_page
 from tests.conftest import ROOT, assert_every_chart_drew, charts_drawn, make_dvc_project, render_offline, run_main
-from tests.robustness_layout import outputs_copy
+from tests.robustness_layout import CURVES, outputs_copy
 
 REPORT_SIZE_LIMIT = 5_000_000
 EXPLORER_CHECK = ROOT / "tests/explorer_check.js"
@@ -82,11 +83,15 @@ def test_the_explorer_shows_the_attack_for_the_chosen_epsilon_digit_and_model(re
 def test_every_chart_of_the_dvc_plots_page_draws_its_data(tmp_path):
     project = make_dvc_project(tmp_path)
     outputs_copy(project.path)
+    params = yaml.safe_load((project.path / "params.yaml").read_text())  # the models the copy has records of
+    params["robustness"]["models"] = {name: params["robustness"]["models"][name] for name in CURVES}
+    (project.path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_main("dvc_plots_template", ".dvc/plots/offline.html", cwd=project.path)
     project.dvc("plots", "show", "-o", str(tmp_path / "dvc_plots"))
-    charts = assert_every_chart_drew(tmp_path / "dvc_plots/index.html", tmp_path)
-    assert {"#robust_accuracy_worst_case", "#loss_gradient_at_class_label", "#sweep_test_accuracy"} <= {
-        c["chart"] for c in charts}
+    charts = {c["chart"] for c in assert_every_chart_drew(tmp_path / "dvc_plots/index.html", tmp_path)}
+    assert {"#loss_gradient_at_class_label", "#sweep_test_accuracy"} <= charts
+    for name in CURVES:  # each model's robustness curve and training curves, from the stage and the folder
+        assert any("robustness" in c and name in c for c in charts) and any("train" in c and name in c for c in charts)
 
 
 def test_the_check_fails_on_a_chart_whose_field_name_vega_lite_reads_as_a_path(tmp_path):

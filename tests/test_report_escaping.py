@@ -55,7 +55,7 @@ def plant(root):
     variants = pd.read_csv(root / "plots/xor/variants.csv")
     variants.loc[variants["variant"] == "nonlinear", "activation"] = payload("activation")
     variants.to_csv(root / "plots/xor/variants.csv", index=False)
-    edit_json(root / "metrics/train/model2.json", lambda d: d.update(label="model 2 " + payload("label")))
+    edit_json(root / "models/model2.json", lambda d: d.update(label="model 2 " + payload("label")))
     return {route: payload(route) for route in ("source", "anchor-defence", "anchor-attack", "anchor-source",
                                                 "interval", "versions", "selection", "attack-label", "activation",
                                                 "label")} | {"section": SPACELESS, "points": "pwned-points"}

@@ -106,9 +106,11 @@ def test_section_5_judges_each_defence_by_the_claim_it_records_and_measures_the_
 
 
 def with_defence(root, name, label):
-    """A defence in root that only its training metrics name (and its robustness record, where written)."""
-    (root / f"metrics/train/{name}.json").write_text(json.dumps(
-        {"final_test_acc": 0.99, "role": "defence", "label": label, "summary": f"Trained as {label}."}))
+    """A defence in root that only its training outputs name: its metrics, its card and its curves (and its
+    robustness record, where written)."""
+    (root / f"metrics/train/{name}.json").write_text(json.dumps({"final_test_acc": 0.99}))
+    (root / f"models/{name}.json").write_text(json.dumps(
+        {"role": "defence", "label": label, "summary": f"Trained as {label}."}))
     shutil.copy(root / "plots/train/adversarial_training.csv", root / f"plots/train/{name}.csv")
     return root
 

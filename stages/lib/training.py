@@ -9,8 +9,10 @@ A caller composes a run the way pytorch/examples' mnist does:
     history = list(train_epochs(model, train, test, schedule, optimizer, seed=seed))
 """
 import math
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -296,12 +298,25 @@ def train_cnn(spec, sgd, seed, train, test, *, name, device, threads):
 ROLES = ("baseline", "defence")  # a model of the homework's Problems 3 and 4, or a defence against its attacks
 
 
-def write_trained_model(stage, name, model, spec, model_path, history, headline, *, role, label):
-    """A trained CNN's outputs, staged: the checkpoint, metrics/train/<name>.json (headline, with the
-    model's role and the label a reader sees, which the report goes by) and plots/train/<name>.csv (one
-    row per epoch)."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+def model_label(name):
+    """What a reader calls a model of train.models: model1 -> "model 1"."""
+    return re.sub(r"(?<=[A-Za-z])(\d+)$", r" \1", name)
+
+
+def card_path(model_path):
+    """The model card beside a checkpoint: models/<name>.pt -> models/<name>.json."""
+    return Path(model_path).with_suffix(".json")
+
+
+def write_trained_model(stage, name, model, spec, model_path, history, headline, card):
+    """A trained CNN's outputs, staged: the checkpoint, its card beside it (card_path: the model's role, the
+    label a reader sees and, for a defence, the homework claim it tests and a sentence on how it was
+    trained; the report goes by them), metrics/train/<name>.json (headline numbers only, so that `dvc
+    metrics show` stays a table of numbers) and plots/train/<name>.csv (one row per epoch)."""
+    if card["role"] not in ROLES or not card.keys() <= {"role", "label", "claim", "summary"}:
+        raise ValueError(f"a model card is a role of {ROLES}, a label, and optionally a claim and a summary; "
+                         f"got {card!r}")
     save_cnn(model, spec, stage(model_path))
-    write_json(stage(f"metrics/train/{name}.json"), headline | {"role": role, "label": label})
+    write_json(stage(card_path(model_path)), card)
+    write_json(stage(f"metrics/train/{name}.json"), headline)
     write_csv(stage(f"plots/train/{name}.csv"), history)

@@ -2,10 +2,11 @@
 (reference/anchors.yaml), and every stage output it sets beside them. A missing or malformed input is one
 StageError line naming the file and what to rerun.
 
-The models are data: every metrics/train/<model>.json names its `role` ('baseline': Problem 3's models;
-'defence': section 5's) and its human `label`; a defence may add the homework `claim` it tests (a key of
-reference/seed.yaml's claims) and a `summary`, the sentence that says how it was trained. Models come in the
-order of their labels, the baselines first. The attacks are data too: each robustness record lists its
+The models are data: each trained model has metrics/train/<model>.json (its numbers) and, beside its
+checkpoint, its card models/<model>.json: its `role` ('baseline': Problem 3's models; 'defence': section
+5's) and its human `label`; a defence may add the homework `claim` it tests (a key of reference/seed.yaml's
+claims) and a `summary`, the sentence that says how it was trained. Models come in the order of their
+labels, the baselines first. The attacks are data too: each robustness record lists its
 attacks with their labels."""
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,9 +165,9 @@ def read_inputs():
 
 
 def read_trained():
-    """metrics/train/<name>.json of every trained model (its role, label and headline numbers) and its per-epoch
-    plots/train/<name>.csv (as "history"): [{"name": name, …}], the baselines then the defences, each in label
-    order; at least one."""
+    """metrics/train/<name>.json of every trained model (its headline numbers), its card models/<name>.json
+    (role, label, and a defence's claim and summary) and its per-epoch plots/train/<name>.csv (as "history"):
+    [{"name": name, …}], the baselines then the defences, each in label order; at least one."""
     paths = sorted(Path("metrics/train").glob("*.json"))
     if not paths:
         raise StageError("metrics/train: holds no model's metrics; run `dvc repro` to train them")
@@ -177,12 +178,14 @@ def read_trained():
         except ValidationError:
             raise StageError(f"{path}: {path.stem!r} is not a model name (letters, digits and _); rename or remove "
                              "the file") from None
-        metrics = read_json(path, {"final_test_acc": NUMBER, "role": str, "label": str})
-        if metrics["role"] not in ROLES:
-            raise StageError(f"{path}: 'role' must be {' or '.join(ROLES)}, got {metrics['role']!r}; rerun the stage "
-                             "that writes it")
+        metrics = read_json(path, {"final_test_acc": NUMBER})
+        card_path = Path("models", f"{path.stem}.json")
+        card = read_json(card_path, {"role": str, "label": str})
+        if card["role"] not in ROLES:
+            raise StageError(f"{card_path}: 'role' must be {' or '.join(ROLES)}, got {card['role']!r}; rerun the "
+                             "stage that writes it")
         history = read_csv(f"plots/train/{path.stem}.csv", numeric=("epoch", "test_acc", "train_loss"))
-        trained.append({"name": path.stem, **metrics, "history": history})
+        trained.append({"name": path.stem, **metrics, **card, "history": history})
     return sorted(trained, key=lambda m: (ROLES.index(m["role"]), m["label"]))
 
 

@@ -17,10 +17,10 @@ from stages.lib.adversarial_sets import SIGN_GRADIENT_CPU_BATCH, KINDS, AttackSe
 from stages.lib.data import PIXEL_RANGE, load_model_inputs
 from stages.lib.defences import adversarial_copies
 from stages.lib.io import staged_outputs
-from stages.lib.models import CnnSpec, load_cnn
+from stages.lib.models import CnnSpec, load_cnn, model_label
 from stages.lib.params import Section, Seed, StageParams, load_params
 from stages.lib.runtime import Device, StageRun, Threads, set_up, working_batch
-from stages.lib.training import HEADLINE, Sgd, TrainSection, model_label, train_cnn, write_trained_model
+from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 NAME = "retrain"
 LABEL, CLAIM = "defence 1 (retrained)", "defence_retrain"  # CLAIM: the homework's claim (reference/seed.yaml) it tests

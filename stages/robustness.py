@@ -35,7 +35,7 @@ from stages.lib.autoattack import autoattack, is_reference, settings
 from stages.lib.data import PIXEL_RANGE
 from stages.lib.errors import StageError
 from stages.lib.io import log_run, staged_outputs, write_csv, write_json
-from stages.lib.models import load_cnn, predict
+from stages.lib.models import load_cnn, model_label, predict
 from stages.lib.params import StageParams, load_params
 from stages.lib.robustness import (ROBUSTNESS_CPU_BATCH, AutoAttack, Checks, Pgd, RobustnessSection, evaluation_images,
                                    robust_accuracy)
@@ -186,8 +186,8 @@ def attack_record(run, names, with_transfer):
                     "fooled_at_epsilon": "its first misclassified image lies within epsilon", "epsilon": run.epsilon},
     }
     if with_transfer:
-        record["transfer"] = {"label": f"transfer from {run.source}", "source": run.source,
-                              "made_by": f"PGD-{run.pgd.steps} on {run.source}, one random start, every step "
+        record["transfer"] = {"label": f"transfer from {model_label(run.source)}", "source": run.source,
+                              "made_by": f"PGD-{run.pgd.steps} on {model_label(run.source)}, one random start, every step "
                                          "taken (no early stop)", "steps": run.pgd.steps,
                               "step_size": run.pgd.step_size, "epsilon": run.epsilon}
     for k in run.checks.steps:

@@ -11,10 +11,10 @@ from stages.lib import cli
 from stages.lib.data import load_model_inputs
 from stages.lib.errors import StageError
 from stages.lib.io import staged_outputs
-from stages.lib.models import CnnSpec
+from stages.lib.models import CnnSpec, model_label
 from stages.lib.params import StageParams, load_params
 from stages.lib.runtime import Device, StageRun, Threads, set_up
-from stages.lib.training import HEADLINE, Sgd, TrainSection, model_label, train_cnn, write_trained_model
+from stages.lib.training import HEADLINE, Sgd, TrainSection, train_cnn, write_trained_model
 
 
 class Params(StageParams):

@@ -58,8 +58,8 @@ def attack_record(with_transfer):
               "minimal": {"label": "the homework's attack", "step_size_model_units": 0.01, "step_size": 0.005,
                           "max_steps": 300, "bounded": False}}
     if with_transfer:
-        record["transfer"] = {"label": "transfer from model1", "source": "model1", "steps": 50, "step_size": 0.01,
-                              "made_by": "PGD-50 on model1, one random start, every step taken (no early stop)"}
+        record["transfer"] = {"label": "transfer from model 1", "source": "model1", "steps": 50, "step_size": 0.01,
+                              "made_by": "PGD-50 on model 1, one random start, every step taken (no early stop)"}
     for k in (10, 50, 200):
         record[f"pgd{k}"] = {"label": f"PGD-{k}", "steps": k, "step_size": 0.75 / k, "restarts": 1, "epsilon": [0.3]}
     record |= {name: {**a, "epsilon": [0.3], "part_of": "autoattack"} for name, a in settings(100, 5000).items()}

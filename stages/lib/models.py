@@ -1,6 +1,7 @@
 """The MNIST CNN of Problems 3 and 4: its architecture (the `model` section of params.yaml), its
 self-describing checkpoints, predict and evaluate, and the two ways attacks hold a model (frozen, and as a
 model of [0, 1] images)."""
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -49,6 +50,11 @@ def mnist_cnn(spec):
     return nn.Sequential(*layers).to(memory_format=torch.channels_last)
 
 
+def model_label(name):
+    """What a reader calls a model of train.models: model1 -> "model 1" (other names as they are)."""
+    return re.sub(r"(?<=[A-Za-z])(\d+)$", r" \1", name)
+
+
 def to_device(model, device):
     """model on device, in the memory format its convolutions run fastest in there: mnist_cnn's
     channels-last on the CPU, PyTorch's default (NCHW) on a GPU, where cuDNN's deterministic float32
@@ -65,8 +71,7 @@ def save_cnn(model, spec, path):
 
 def load_cnn(path, device):
     """The CNN saved by save_cnn at path, in eval mode; a foreign or corrupt file, one whose weights are not
-    the sha256 it records (checkpoints written before it was recorded have none) or not all finite, is a
-    StageError."""
+    the sha256 it records, or not all finite, is a StageError."""
     path = Path(path)
     mark_input(path)
     if not path.is_file():
@@ -82,10 +87,10 @@ def load_cnn(path, device):
     except Exception:  # a dict of other keys, other shapes, or not a dict at all
         raise StageError(f"{path}: not a checkpoint of this project's CNN (expected 'spec' and 'state_dict' "
                          "that match); rerun the stage that trains it") from None
-    recorded = checkpoint.get("sha256")
-    if recorded is not None and recorded != tensors_sha256(checkpoint["state_dict"]):
+    if checkpoint.get("sha256") != tensors_sha256(checkpoint["state_dict"]):
         raise StageError(f"{path}: weights differ from the sha256 the checkpoint records (the file changed after it "
-                         "was written); retrain it (`dvc repro -f` of the stage that writes it)")
+                         "was written, or was written without one); retrain it (`dvc repro -f` of the stage that "
+                         "writes it)")
     for name, tensor in model.state_dict().items():
         if not torch.isfinite(tensor).all():
             raise StageError(f"{path}: parameter '{name}' holds NaN or infinite values (training diverged?); "

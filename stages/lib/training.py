@@ -9,7 +9,6 @@ A caller composes a run the way pytorch/examples' mnist does:
     history = list(train_epochs(model, train, test, schedule, optimizer, seed=seed))
 """
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,11 +295,6 @@ def train_cnn(spec, sgd, seed, train, test, *, name, device, threads):
 
 
 ROLES = ("baseline", "defence")  # a model of the homework's Problems 3 and 4, or a defence against its attacks
-
-
-def model_label(name):
-    """What a reader calls a model of train.models: model1 -> "model 1"."""
-    return re.sub(r"(?<=[A-Za-z])(\d+)$", r" \1", name)
 
 
 def card_path(model_path):

@@ -191,6 +191,9 @@ def drop_pgd_restarts(root):
     (lambda root: (root / "reference/anchors.yaml").write_text(
         (root / "reference/anchors.yaml").read_text().replace("accuracy: 0.8962", "accuracy: 89.62")),
      "reference/anchors.yaml: 'anchors[0].accuracy' must be less than or equal to 1"),
+    (lambda root: (root / "reference/seed.yaml").write_text(
+        (root / "reference/seed.yaml").read_text().replace("accuracy: 0.81322427", "accuracy: .nan")),
+     "reference/seed.yaml: 'transfer' holds a number that is not finite (NaN or infinite)"),
 ])
 def test_a_missing_or_malformed_input_is_one_error_line(tmp_path, damage, needle):
     root = outputs_copy(tmp_path)

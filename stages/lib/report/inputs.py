@@ -8,6 +8,7 @@ checkpoint, its card models/<model>.json: its `role` ('baseline': Problem 3's mo
 claims) and a `summary`, the sentence that says how it was trained. Models come in the order of their
 labels, the baselines first. The attacks are data too: each robustness record lists its
 attacks with their labels."""
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -144,7 +145,7 @@ def read_inputs():
     attacks = {kind: read_attack(kind) for kind in KINDS}
     nonlinear, linear, history = read_xor()
     return Inputs(
-        seed=read_yaml(SEED), anchors=anchors,
+        seed=read_reference(SEED), anchors=anchors,
         data=read_json("metrics/data.json", {"source": str, "n_train": int, "n_test": int}), trained=trained,
         observations=read_observations(),
         loss_figures=figures("plots/loss_surfaces/figures", ("seed_target.png", "descent.png",
@@ -162,6 +163,19 @@ def read_inputs():
         sets=sets, source=source, receiver=receiver,
         transfer_figures=figures("plots/transfer/figures", ("confusion_untargeted.png", "confusion_targeted.png")),
         explorer=explorer, evaluated=evaluated, robustness_transfer=transfer)
+
+
+def read_reference(path):
+    """A reference file's YAML, every number in it finite: a NaN or an infinity (`.nan`, `.inf`) is one line
+    naming the file and the top-level key that holds it."""
+    value = read_yaml(path)
+    for key, section in value.items():
+        try:
+            json.dumps(section, allow_nan=False)
+        except ValueError:
+            raise StageError(f"{path}: '{key}' holds a number that is not finite (NaN or infinite); "
+                             "correct it from the homework's write-up") from None
+    return value
 
 
 def read_trained():

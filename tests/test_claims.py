@@ -25,7 +25,8 @@ from stages.lib.stats import HIGHER, LOWER, UNDETECTED, independent, paired_flag
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", *sorted(f"docs/{page.name}" for page in (ROOT / "docs").glob("*.md"))]
 SOURCES = ["metrics", "plots", "reference", "params.yaml", "dvc.lock"]  # what the claims read
-MODELS = ["model1", "model2", "retrain", "adversarial_training"]
+MODELS = ["model1", "model2", "retrain", "adversarial_training", "trades"]
+DEFENDED = ["adversarial_training", "trades"]  # evaluated on 3,500 images, set beside the literature
 BATCHES = [32, 64, 128]
 
 
@@ -287,15 +288,20 @@ def gallery_row(r, kind, index):
             f"target {ours['target']} → {ours['predicted']} ({ours['steps']} steps) |")
 
 
-def against_anchor(r, defence, attack):
-    """Our accuracy at ε 0.3 by the anchor's kind of attack (PGD: our PGD; else our worst case) against
-    the anchor, both samples counted (stats.independent)."""
+def against_anchor(r, defence, attack, model="adversarial_training"):
+    """Our model's accuracy at ε 0.3 by the anchor's kind of attack (PGD: our PGD; else our worst case)
+    against the anchor, both samples counted (stats.independent)."""
     anchors = yml(r, "reference/anchors.yaml")
     found = [a for a in anchors["anchors"] if defence in a["defence"] and attack in a["attack"]]
-    line = robustness(r, "adversarial_training")[0.3]
+    line = robustness(r, model)[0.3]
     n = int(line["images"])
     ours = float(line["pgd"] if found[0]["family"] == "pgd" else line["worst"])
     return independent(round(ours * n), n, found[0]["accuracy"], anchors["images"]), found[0]["accuracy"]
+
+
+def paired_words(d):
+    """'1.2 points higher', '0.8 points lower' or 'no difference detectable', of a paired comparison."""
+    return relation(d, "higher", "lower").replace("detectable from", "detectable")
 
 
 def relation(d, more="above", less="below"):
@@ -313,16 +319,16 @@ def magnitudes(d):
     return tuple(f"{x:.1f}" for x in ends)
 
 
-def anchor_phrase(r, defence, attack):
-    d, accuracy = against_anchor(r, defence, attack)
+def anchor_phrase(r, defence, attack, model="adversarial_training"):
+    d, accuracy = against_anchor(r, defence, attack, model)
     return relation(d), pct(accuracy), *magnitudes(d)
 
 
-def retrain_vs_model1(r, epsilon="0.1"):
-    """Retrain against model1 on the images both were evaluated on, from the per-image records."""
+def paired_models(r, first, second, epsilon):
+    """The first model against the second on the images both were evaluated on, from the per-image records."""
     def robust(model):
         return {line["test_index"]: line[epsilon] == "" for line in rows(r, f"plots/robustness/images/{model}.csv")}
-    a, b = robust("retrain"), robust("model1")
+    a, b = robust(first), robust(second)
     shared = [i for i in a if i in b]
     return paired_flags([a[i] for i in shared], [b[i] for i in shared])
 
@@ -341,7 +347,7 @@ def robust_row(r, model):
             cell = "0" if epsilon >= 0.4 else f"0 ({pct(low)}-{pct(high)})"
         else:
             cell = f"{pct(accuracy)} % ({pct(low)}-{pct(high)})"
-        cells.append(f"**{cell}**" if model == "adversarial_training" and epsilon == 0.3 else cell)
+        cells.append(f"**{cell}**" if model in DEFENDED and epsilon == 0.3 else cell)
     return f"| {model} | {pct(float(by_eps[0.0]['worst']))} % | " + " | ".join(cells) + " |"
 
 
@@ -400,10 +406,22 @@ def adversarial_examples_before_autoattack(r):
     return (count(round(float(line["worst"]) * int(line["images"])) + int(line["only_autoattack"])),)
 
 
-def guard(r):
-    pgd = [float(line["guard_pgd_acc"]) for line in rows(r, "plots/train/adversarial_training.csv")]
-    held = js(r, "metrics/train/adversarial_training.json")["kept_epoch"] is None
+def guard(r, model="adversarial_training"):
+    pgd = [float(line["guard_pgd_acc"]) for line in rows(r, f"plots/train/{model}.csv")]
+    held = js(r, f"metrics/train/{model}.json")["kept_epoch"] is None
     return pct(pgd[0]), pct(pgd[-1]), "no collapse" if held else "a collapse"
+
+
+def checks_passed(r, model):
+    """'four of five checks pass' / 'all five checks pass', and the warnings' names."""
+    checks = js(r, f"plots/robustness/{model}.json")["checks"]
+    words = ["no", "one", "two", "three", "four", "five", "six"]
+    passed = sum(c["verdict"] == "pass" for c in checks)
+    return f"all {words[len(checks)]}" if passed == len(checks) else f"{words[passed]} of {words[len(checks)]}"
+
+
+def trades_vs_adversarial_training(r, epsilon="0.3"):
+    return paired_models(r, "trades", "adversarial_training", epsilon)
 
 
 def epyc_stage_seconds(r):
@@ -486,8 +504,8 @@ CLAIMS = [
     (R, "against a fresh attack at ε 0.1: {} % of {} ({}-{} %), model1 {} % ({}-{} %) on the same images: {} "
         "(paired, 95 % interval {}-{}; McNemar p = {}); at ε 0.3: {} of {} ({}-{} %)", ROB + ", plots/robustness/images/",
      lambda r: (*worst_ci(r, "retrain", 0.1), pct(worst(r, "model1", 0.1)[0]), *worst_ci(r, "model1", 0.1)[2:],
-                relation(retrain_vs_model1(r), "higher", "lower"),
-                *magnitudes(retrain_vs_model1(r)), f"{retrain_vs_model1(r)['p_value']:.0e}", *worst_ci(r, "retrain", 0.3))),
+                relation(paired_models(r, "retrain", "model1", "0.1"), "higher", "lower"),
+                *magnitudes(paired_models(r, "retrain", "model1", "0.1")), f"{paired_models(r, "retrain", "model1", "0.1")['p_value']:.0e}", *worst_ci(r, "retrain", 0.3))),
     # defence 2
     (R, "**{} % of {} ({}-{} %)** (PGD alone: {} %; AutoAttack fools {} images every other attack missed, {} of them "
         "by Square alone after every gradient attack: {}), model1 {} of {}; clean {} % of {} ({}-{} %)",
@@ -498,6 +516,19 @@ CLAIMS = [
                 "a warning of partly masked gradients" if check(r, "adversarial_training", "gradient_free")["verdict"]
                 == "warning" else "within the reference's threshold", *worst_ci(r, "model1", 0.3)[:2],
                 *acc_ci(r, "adversarial_training")[:1], count(n_test(r)), *acc_ci(r, "adversarial_training")[1:])),
+    # defence 3
+    (R, "TRADES' loss: worst case at ε 0.3 **{} % of {} ({}-{} %)** (PGD alone: {} %; AutoAttack fools {} images every "
+        "other attack missed; {} checks against masked gradients pass); clean {} % of {} ({}-{} %)",
+     ROB + ", plots/robustness/trades.json, metrics/train/trades.json",
+     lambda r: (*worst_ci(r, "trades", 0.3), pct(float(robustness(r, "trades")[0.3]["pgd"])),
+                count(robustness(r, "trades")[0.3]["only_autoattack"]), checks_passed(r, "trades"),
+                *acc_ci(r, "trades")[:1], count(n_test(r)), *acc_ci(r, "trades")[1:])),
+    (R, "against adversarial training on the same {} images: {} (paired, 95 % interval {}-{}; McNemar p = {}); {} the "
+        "TRADES paper's own {} % under AutoAttack (95 % interval {}-{}, both samples counted)",
+     "plots/robustness/images/, reference/anchors.yaml, " + ROB,
+     lambda r: (count(trades_vs_adversarial_training(r)["images"]), paired_words(trades_vs_adversarial_training(r)),
+                *magnitudes(trades_vs_adversarial_training(r)), f"{trades_vs_adversarial_training(r)['p_value']:.2g}",
+                *anchor_phrase(r, *TRADES, "trades"))),
     (R, "{} Madry et al.'s {} % under AutoAttack (95 % interval {}-{}), {} TRADES' {} % ({}-{}); our PGD-50 × 10 {} "
         "Madry et al.'s {} % under PGD-100 × 50 ({}-{})", "reference/anchors.yaml, " + ROB,
      lambda r: (*anchor_phrase(r, *MADRY_AA), *anchor_phrase(r, *TRADES), *anchor_phrase(r, *MADRY))),
@@ -604,7 +635,7 @@ CLAIMS = [
                 count(params(r)["robustness"]["models"]["adversarial_training"]["n_images"]))),
     *[(DEF, "{}", f"plots/robustness/{model}.csv", lambda r, model=model: (robust_row(r, model),)) for model in MODELS],
     *[(DEF, "{}", f"plots/robustness/{model}.csv", lambda r, model=model: (attack_row(r, model),)) for model in MODELS],
-    (DEF, "On the whole test set ({} images) the clean accuracies of this round's models are {} %, {} %, {} % and {} %",
+    (DEF, "On the whole test set ({} images) the clean accuracies of this round's models are {} %, {} %, {} %, {} % and {} %",
      "metrics/train/", lambda r: (count(n_test(r)), *(pct(acc(r, m), 2) for m in MODELS))),
     (DEF, "{} epochs of {} images): {} % of {} against the worst case at ε 0.3 ({} images; {}-{} %), {} % clean on all {}",
      "params.yaml, metrics/data.json, " + ROB + ", metrics/train/adversarial_training.json",
@@ -639,16 +670,44 @@ CLAIMS = [
     (DEF, "configuration than the committed model's {} % and {} % of {} above", "metrics/train/, " + ROB,
      lambda r: (pct(acc(r, "adversarial_training"), 2), *worst_ci(r, "adversarial_training", 0.3)[:2])),
     (DEF, "it falls like the others ({} % at 0.4)", ROB, lambda r: (pct(worst(r, "adversarial_training", 0.4)[0]),)),
+    (DEF, "`trades` (TRADES' loss, β = {}, {} steps of {}, {} epochs of {} images): {} % of {} against the worst case at "
+          "ε 0.3 ({} images; {}-{} %), {} % clean on all {}",
+     "params.yaml, metrics/data.json, " + ROB + ", metrics/train/trades.json",
+     lambda r: (num(params(r)["trades"]["beta"]), str(params(r)["trades"]["steps"]), num(params(r)["trades"]["step_size"]),
+                str(params(r)["trades"]["epochs"]),
+                count(js(r, "metrics/data.json")["n_train"] - params(r)["trades"]["guard"]["images"]),
+                *worst_ci(r, "trades", 0.3)[:2],
+                count(round(worst(r, "trades", 0.3)[0] * worst(r, "trades", 0.3)[1])),
+                *worst_ci(r, "trades", 0.3)[2:], pct(acc(r, "trades"), 2), count(n_test(r)))),
+    (DEF, "Against TRADES' model, PGD-50 × 10 alone leaves {} % and AutoAttack fools {} images every other attack "
+          "failed on ({} of them by Square alone: {} points); PGD-10 / 50 / 200 leave {} / {} / {} %; {} checks pass",
+     "plots/robustness/trades.json, " + ROB,
+     lambda r: (pct(float(robustness(r, "trades")[0.3]["pgd"])), count(robustness(r, "trades")[0.3]["only_autoattack"]),
+                str(check(r, "trades", "gradient_free")["numbers"]["square_only"]),
+                f"{100 * check(r, 'trades', 'gradient_free')['numbers']['drop']:.1f}",
+                *(pct(x["accuracy"]) for x in check(r, "trades", "more_steps")["numbers"]), checks_passed(r, "trades"))),
+    (DEF, "TRADES' guard (PGD-10 on its held-out images) rose from {} % in the first ramp epoch to {} %, with {}",
+     "plots/train/trades.csv, metrics/train/trades.json", lambda r: guard(r, "trades")),
+    (DEF, "On the same {} images TRADES against adversarial training: at ε 0.1 {} ({}-{} points), at ε 0.3 {} "
+          "({}-{} points; McNemar's exact test: {} images only TRADES keeps, {} only adversarial training, p = {})",
+     "plots/robustness/images/",
+     lambda r: (count(trades_vs_adversarial_training(r)["images"]),
+                paired_words(trades_vs_adversarial_training(r, "0.1")), *magnitudes(trades_vs_adversarial_training(r, "0.1")),
+                paired_words(trades_vs_adversarial_training(r)), *magnitudes(trades_vs_adversarial_training(r)),
+                str(trades_vs_adversarial_training(r)["only_first"]), str(trades_vs_adversarial_training(r)["only_second"]),
+                f"{trades_vs_adversarial_training(r)['p_value']:.2g}")),
+    (DEF, "Its worst case is {} the TRADES paper's own {} % under AutoAttack ({}-{})", "reference/anchors.yaml, " + ROB,
+     lambda r: anchor_phrase(r, *TRADES, "trades")),
     (DEF, "`retrain`: {} % clean; on model1's adversarial test images {} % / {} % of {} (untargeted / targeted) against "
           "model2's {} % / {} %", "metrics/train/retrain.json, " + TRANSFER,
      lambda r: (pct(acc(r, "retrain"), 2), receiver(r, "untargeted", "retrain")[0], receiver(r, "targeted", "retrain")[0],
                 count(attacked(r)), receiver(r, "untargeted")[0], receiver(r, "targeted")[0])),
     (DEF, "on the same {} images as model1: {} % against model1's {} % at ε 0.1, {} (95 % interval {}-{}; McNemar's "
           "exact test: {} images only retrain keeps, {} only model1, p = {})", ROB + ", plots/robustness/images/",
-     lambda r: (str(retrain_vs_model1(r)["images"]), pct(worst(r, "retrain", 0.1)[0]), pct(worst(r, "model1", 0.1)[0]),
-                relation(retrain_vs_model1(r), "higher", "lower"),
-                *magnitudes(retrain_vs_model1(r)), str(retrain_vs_model1(r)["only_first"]),
-                str(retrain_vs_model1(r)["only_second"]), f"{retrain_vs_model1(r)['p_value']:.0e}")),
+     lambda r: (str(paired_models(r, "retrain", "model1", "0.1")["images"]), pct(worst(r, "retrain", 0.1)[0]), pct(worst(r, "model1", 0.1)[0]),
+                relation(paired_models(r, "retrain", "model1", "0.1"), "higher", "lower"),
+                *magnitudes(paired_models(r, "retrain", "model1", "0.1")), str(paired_models(r, "retrain", "model1", "0.1")["only_first"]),
+                str(paired_models(r, "retrain", "model1", "0.1")["only_second"]), f"{paired_models(r, "retrain", "model1", "0.1")['p_value']:.0e}")),
     *[(DEF, "{}", "plots/robustness/transfer.csv", lambda r, model=model: (transfer_row(r, model),)) for model in MODELS],
     (DEF, "The homework's attack stopped at the first flip leaves model2 at {} % of {} ({}-{} %; {} % on all {}), far "
           "above the homework's {} % / {} %", "plots/robustness/transfer.csv, metrics/transfer.json, reference/seed.yaml",

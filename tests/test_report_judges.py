@@ -137,3 +137,35 @@ def test_a_defence_the_robustness_stages_left_out_is_not_measured(tmp_path):
     findings = re.split(r"<h2>(?=\d\. )", (root / "report/index.html").read_text())[0]
     assert re.search(r"<tr><td>Defence 9</td><td>[^<]*</td><td>not measured: robustness.models leaves out "
                      r"defence 9</td><td><b class=\"unmeasured\">", findings)
+
+
+def test_a_defence_beyond_the_homework_is_set_beside_its_defences_and_its_published_figure():
+    evaluated = {"base": evaluated_model({"0.1": 0.5, "0.3": 0.0}),
+                 "trained": evaluated_model({"0.1": 0.9, "0.3": 0.6}),
+                 "other": evaluated_model({"0.1": 0.9, "0.3": 0.7})}
+    trained = [{"name": "trained", "label": "defence 2 (trained)", "claim": "defence_adversarial_loss", "summary": "…"},
+               {"name": "other", "label": "defence 3 (other)"}]
+    anchors = {"epsilon": 0.3, "images": 10000, "anchors": [
+        {"defence": "Theirs", "attack": "AutoAttack", "family": "autoattack", "accuracy": 0.9, "model": "other"},
+        {"defence": "Madry", "attack": "PGD", "family": "pgd", "accuracy": 0.5, "model": None}]}
+    section_4 = {"sets": pd.DataFrame({"images": [0]}, index=["untargeted"]), "predictions": pd.DataFrame(),
+                 "source": "base", "receiver": "base"}
+    labels = {"base": "model 1", **{t["name"]: t["label"] for t in trained}}
+    v = defences.judge(trained, {"name": "base", "label": "model 1"}, evaluated, pd.DataFrame(), anchors, section_4,
+                       labels)
+    other = v["defences"][1]
+    beside = other["defences_compared"]
+    assert [o["label"] for o in beside] == ["defence 2 (trained)"]
+    # the first 80 of 200 images fall at 0.3 for `trained`, the first 60 for `other`: 20 kept by `other` alone
+    assert beside[0]["compared"]["0.3"]["only_first"] == 20 and beside[0]["compared"]["0.3"]["only_second"] == 0
+    assert beside[0]["compared"]["0.3"]["words"] == "higher"
+    assert beside[0]["compared"]["0.1"]["words"] == "no difference detectable at this sample size"
+    (published,) = other["literature"]  # its own method's figure only, against our worst case
+    assert published["anchor"]["defence"] == "Theirs" and published["ours"]["correct"] == 140
+    assert published["difference"]["words"] == "lower"  # 70 % of 200 against 90 % of 10,000
+    text = defences.other_evidence(other, v)
+    assert "On the same images as defence 2 (trained) (200): ε = 0.1: defence 3 against defence 2" in text
+    assert "Theirs under AutoAttack, 90.0 % of 10,000 test images" in text and "our worst case 70.0 %" in text
+    (row,) = [r for r in defences.findings(v, {"defence_adversarial_loss": {"section": "4.3"}})
+              if r.part == "Defence 3"]
+    assert "defence 3 against defence 2: 10.0 points higher" in row.ours

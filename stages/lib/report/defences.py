@@ -117,14 +117,8 @@ def judge_adversarial_loss(d, model, top, context):
     with no check suggesting masked gradients; set against the literature's adversarially trained models
     (reference/anchors.yaml) by the same kind of attack."""
     anchors = context["anchors"]
-    top_row = model["curve"].set_index("epsilon").loc[float(top)]
-    ours = {"worst": d["worst"][top], "pgd": measured(top_row["pgd"], d["worst"][top]["images"])}
-    compared = []
-    for anchor in anchors["anchors"]:
-        mine = ours["pgd" if anchor["family"] == "pgd" else "worst"]
-        compared.append({"anchor": anchor, "ours": mine, "family": anchor["family"],
-                         "difference": independent(mine["correct"], mine["images"], anchor["accuracy"],
-                                                   anchors["images"])})
+    ours, top_row = at_top(d, model, top), model["curve"].set_index("epsilon").loc[float(top)]
+    compared = beside_anchors(anchors["anchors"], ours, anchors["images"])
     robust = d["worst"][top]["accuracy"] >= 0.5 and d["worst"][top]["high"] < d["clean"]["high"]
     gains = d["compared"] is not None and d["compared"][top]["words"] == HIGHER
     return {"pgd": ours["pgd"], "anchors": compared, "anchor_images": anchors["images"], "robust": robust,
@@ -171,6 +165,13 @@ def render_adversarial_loss(d, v):
 
 def number_at_top(d, v):
     return f"worst case at ε = {v['top']}: {with_interval(d['worst'][v['top']])}"
+
+
+def number_beside_others(d, v):
+    """A defence beyond the homework's: its worst case at the top budget, and against each of the homework's
+    defences on the same images."""
+    return number_at_top(d, v) + "".join(f"; {difference_words(o['compared'][v['top']], d['short'], o['short'])}"
+                                         for o in d["defences_compared"])
 
 
 @dataclass(frozen=True)
@@ -230,13 +231,40 @@ def judge(defences, baseline, evaluated, transfer, anchors, section_4, labels):
               "compared": {e: paired_models(model, base, e) for e in headline} if base else None,
               "flagged": [CHECKS[c["check"]][1] for c in model["about"]["checks"] if c["verdict"] != "pass"],
               "checks": len(model["about"]["checks"])}
-        judged.append(d | (proposal.judge(d, model, top, context) if proposal else {"verdict": "measured"}))
+        judged.append(d | (proposal.judge(d, model, top, context) if proposal else
+                           {"verdict": "measured", **beside_others(d, model, judged, evaluated, anchors, top)}))
     shown, charted = curve_attacks(evaluated)
     return {"defences": judged, "headline": headline, "top": top, "evaluated": evaluated, "transfer": transfer,
             "attacks": described(evaluated)["attacks"], "curve_attacks": shown, "charted": charted,
             "baseline": baseline["name"] if base else None,
             "base_worst": {e: base["about"]["worst_case"][e] for e in headline} if base else None,
             "source": section_4["source"], "receiver": section_4["receiver"], "labels": labels}
+
+
+def beside_others(d, model, judged, evaluated, anchors, top):
+    """A defence beyond the homework set beside each measured defence of the homework's (`judged` so far, with
+    a claim) on the images both were evaluated on, at every headline budget, and beside the literature's
+    figures for its own method (reference/anchors.yaml's anchors whose `model` names it) at the top budget."""
+    homework = [j for j in judged if j["claim"] and j["verdict"] != "unmeasured"]
+    own = [a for a in anchors.get("anchors", []) if a.get("model") == d["name"]]
+    return {"defences_compared": [{"label": j["label"], "short": j["short"], "compared": {
+                e: paired_models(model, evaluated[j["name"]], e) for e in d["worst"]}} for j in homework],
+            "literature": beside_anchors(own, at_top(d, model, top), anchors.get("images")),
+            "anchor_images": anchors.get("images")}
+
+
+def at_top(d, model, top):
+    """Our two measures set against the literature at the top budget: the worst case and PGD alone."""
+    worst, top_row = d["worst"][top], model["curve"].set_index("epsilon").loc[float(top)]
+    return {"worst": worst, "pgd": measured(top_row["pgd"], worst["images"])}
+
+
+def beside_anchors(anchors, ours, images):
+    """Each literature figure (measured on `images` images) against ours by the same kind of attack: a PGD
+    figure against our PGD, any other against our worst case; the difference counts both samples."""
+    return [{"anchor": a, "ours": ours["pgd" if a["family"] == "pgd" else "worst"], "family": a["family"],
+             "difference": independent(ours["pgd" if a["family"] == "pgd" else "worst"]["correct"],
+                                       ours["worst"]["images"], a["accuracy"], images)} for a in anchors]
 
 
 def render(v, claims):
@@ -270,11 +298,22 @@ def render(v, claims):
 
 def other_evidence(d, v):
     """A defence that tests none of the homework's claims: its clean and worst-case accuracy, against the
-    baseline's on the same images, and the gradient-masking checks."""
+    baseline's and each of the homework's defences' on the same images, against the published figure for its
+    method, and the gradient-masking checks."""
     base = v["labels"][v["baseline"]] if v["baseline"] else None
     return (f"{d['summary']} Clean: {with_interval(d['clean'])}. Worst case per image: {at_budgets(d['worst'])}"
             + (f"; {base}: {at_budgets(v['base_worst'])}. On the same images: " + "; ".join(
                 f"ε = {e}: " + difference_words(c, d["short"], base) for e, c in d["compared"].items()) if base else "")
+            + "".join(f". On the same images as {o['label']} ({o['compared'][v['top']]['images']:,}): " + "; ".join(
+                f"ε = {e}: " + difference_words(c, d["short"], o["short"]) for e, c in o["compared"].items())
+                for o in d["defences_compared"])
+            + "".join(f". Against the published figure for its method at ε = {v['top']} ({c['anchor']['defence']} under "
+                      f"{c['anchor']['attack']}, {percent(c['anchor']['accuracy'])} of {d['anchor_images']:,} test "
+                      f"images; its CNN is larger than ours), "
+                      f"{'our worst case' if c['family'] != 'pgd' else v['attacks']['pgd']['label']} "
+                      f"{short_interval(c['ours'])}: "
+                      + difference_words(c["difference"], "ours", "theirs")
+                      for c in d["literature"])
             + ". " + masking_words(d) + ".").lstrip()
 
 
@@ -395,6 +434,6 @@ def findings(v, claims):
         if d["verdict"] == "unmeasured":
             ours = f"not measured: robustness.models leaves out {' or '.join(d['left_out'])}"
         else:
-            ours = (proposal.number if proposal else number_at_top)(d, v)
+            ours = (proposal.number if proposal else number_beside_others)(d, v)
         rows.append(Finding(part, claim, ours, d["verdict"]))
     return rows

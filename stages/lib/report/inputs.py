@@ -38,6 +38,7 @@ class Anchor(Section):
     family: Literal["pgd", "autoattack", "other"]  # which of our measures it is set against: PGD, or the worst case
     accuracy: Share
     source: str
+    model: Name | None = None  # this pipeline's model trained by the same method, set beside it by name
 
 
 class Anchors(Section):

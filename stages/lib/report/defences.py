@@ -262,9 +262,12 @@ def at_top(d, model, top):
 def beside_anchors(anchors, ours, images):
     """Each literature figure (measured on `images` images) against ours by the same kind of attack: a PGD
     figure against our PGD, any other against our worst case; the difference counts both samples."""
-    return [{"anchor": a, "ours": ours["pgd" if a["family"] == "pgd" else "worst"], "family": a["family"],
-             "difference": independent(ours["pgd" if a["family"] == "pgd" else "worst"]["correct"],
-                                       ours["worst"]["images"], a["accuracy"], images)} for a in anchors]
+    compared = []
+    for anchor in anchors:
+        mine = ours["pgd" if anchor["family"] == "pgd" else "worst"]
+        compared.append({"anchor": anchor, "ours": mine, "family": anchor["family"],
+                         "difference": independent(mine["correct"], mine["images"], anchor["accuracy"], images)})
+    return compared
 
 
 def render(v, claims):

@@ -531,7 +531,7 @@ CLAIMS = [
                 count(robustness(r, "trades")[0.3]["only_autoattack"]), checks_passed(r, "trades"),
                 *acc_ci(r, "trades")[:1], count(n_test(r)), *acc_ci(r, "trades")[1:])),
     (R, "against adversarial training on the same {} images: {} (paired, 95 % interval {} to {} points; McNemar p = {}); {} the "
-        "TRADES paper's own {} % under AutoAttack (95 % interval {}-{}, both samples counted)",
+        "TRADES paper's model's {} % under AutoAttack (Croce and Hein 2020; 95 % interval {}-{}, both samples counted)",
      "plots/robustness/images/, reference/anchors.yaml, " + ROB,
      lambda r: (count(trades_vs_adversarial_training(r)["images"]), paired_words(trades_vs_adversarial_training(r)),
                 *magnitudes(trades_vs_adversarial_training(r)), f"{trades_vs_adversarial_training(r)['p_value']:.2g}",
@@ -706,7 +706,7 @@ CLAIMS = [
     (DEF, "it pays {} points of clean accuracy ({} against {} % of {})", "metrics/train/",
      lambda r: (f"{100 * (acc(r, 'adversarial_training') - acc(r, 'trades')):.2f}", pct(acc(r, "trades"), 2),
                 pct(acc(r, "adversarial_training"), 2), count(n_test(r)))),
-    (DEF, "Its worst case is {} the TRADES paper's own {} % under AutoAttack ({}-{})", "reference/anchors.yaml, " + ROB,
+    (DEF, "Its worst case is {} the TRADES paper's model's {} % under AutoAttack (Croce and Hein 2020; {}-{})", "reference/anchors.yaml, " + ROB,
      lambda r: anchor_phrase(r, *TRADES, "trades")),
     (DEF, "`retrain`: {} % clean; on model1's adversarial test images {} % / {} % of {} (untargeted / targeted) against "
           "model2's {} % / {} %", "metrics/train/retrain.json, " + TRANSFER,

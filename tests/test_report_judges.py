@@ -7,6 +7,7 @@ import shutil
 import pandas as pd
 
 from stages.lib.report import defences, explorer, problem_1, problem_2, problem_4
+from stages.lib.report.words import number_word
 from stages.lib.stats import interval
 from tests.conftest import run_main
 from tests.robustness_layout import CURVES, IMAGES, outputs_copy
@@ -124,7 +125,9 @@ def test_a_new_defence_appears_in_section_5_and_the_findings_with_no_code_for_it
     row = re.search(r"<tr><td>Defence 9</td><td>(.*?)</td><td>(.*?)</td><td><b class=\"(\w+)\">", findings)
     assert row and row.group(3) == "measured" and row.group(2).startswith("worst case at ε = 0.3: 91.2 % of 3,500")
     text = " ".join(visible_text(sections[4]).split())
-    assert text.startswith("5. The homework's two defences and one more, measured")
+    cards = [json.loads(card.read_text()) for card in (root / "models").glob("*.json")]
+    beyond = sum(1 for card in cards if card["role"] == "defence" and "claim" not in card)  # the fake among them
+    assert beyond >= 1 and text.startswith(f"5. The homework's two defences and {number_word(beyond)} more, measured")
     assert "Defence 9 (fake): not one of the homework's proposals." in text
     assert "Trained as defence 9 (fake). Clean: " in text and "defence 9 against model 1: " in text
     assert text.count("defence 9 (fake)") >= 5  # threat model, checks, robust accuracy and transfer tables

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.lib.report.words import number_word
 from stages.lib.stats import HIGHER, LOWER, UNDETECTED, independent, paired_flags, wilson
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -413,11 +414,11 @@ def guard(r, model="adversarial_training"):
 
 
 def checks_passed(r, model):
-    """'four of five checks pass' / 'all five checks pass', and the warnings' names."""
+    """How many of a model's checks against masked gradients pass, as the docs say it: 'four of five', 'all five'."""
     checks = js(r, f"plots/robustness/{model}.json")["checks"]
-    words = ["no", "one", "two", "three", "four", "five", "six"]
     passed = sum(c["verdict"] == "pass" for c in checks)
-    return f"all {words[len(checks)]}" if passed == len(checks) else f"{words[passed]} of {words[len(checks)]}"
+    return (f"all {number_word(len(checks))}" if passed == len(checks)
+            else f"{number_word(passed)} of {number_word(len(checks))}")
 
 
 def retrain_vs_model1(r):
